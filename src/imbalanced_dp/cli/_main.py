@@ -1,0 +1,321 @@
+"""The ``imbalanced-dp`` command: argument parsing only; every command calls the library.
+
+Exit codes: 0 success; 2 bad input (one line on stderr naming the problem and the fix);
+1 an unexpected failure; 130 interrupted (what finished is stored).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import warnings
+from pathlib import Path
+
+import click
+
+from ..exceptions import ImbalancedDPError, ParameterError
+
+PROG = "imbalanced-dp"
+
+
+def _warn_line(message, category, filename, lineno, file=None, line=None):
+    print(f"{PROG}: warning: {message}", file=sys.stderr)
+
+
+def _echo_err(msg: str) -> None:
+    click.echo(msg, err=True)
+
+
+# ---------------------------------------------------------------------- shared options
+
+
+def dataset_options(f):
+    f = click.option("--positive", metavar="VALUE", help="Target value meaning positive (label 1). Default: 1 for 0/1 targets, else the rarer value.")(f)
+    f = click.option("--target", metavar="COL", help="Target column of --csv.")(f)
+    f = click.option("--csv", "csv_path", type=click.Path(dir_okay=True, path_type=Path), metavar="PATH", help="A CSV table of your own (with --target).")(f)
+    f = click.option("--dataset", metavar="NAME", help="A bundled dataset: pima or breast_cancer (see `imbalanced-dp datasets`).")(f)
+    return f
+
+
+def _dataset_ref(dataset, csv_path, target, positive):
+    from ..studies import DatasetRef
+
+    if dataset and csv_path:
+        raise ParameterError("give either --dataset or --csv, not both")
+    if not dataset and not csv_path:
+        raise ParameterError("give a dataset: --dataset NAME or --csv PATH --target COL")
+    if csv_path and not target:
+        raise ParameterError(f"--csv {csv_path} needs --target COL (the column holding the classes)")
+    if dataset and (target or positive):
+        raise ParameterError("--target and --positive apply to --csv tables only")
+    if dataset:
+        from ..data import dataset_names
+
+        if dataset not in dataset_names():
+            raise ParameterError(
+                f"unknown dataset {dataset!r}; known datasets: {', '.join(dataset_names())} "
+                "(or give a table with --csv PATH --target COL)"
+            )
+        return DatasetRef(name=dataset)
+    return DatasetRef(csv=str(csv_path), target=target, positive=positive)
+
+
+def _layers(text):
+    if text is None:
+        return None
+    from ..models import parse_layers
+
+    return parse_layers(text)
+
+
+# ---------------------------------------------------------------------- the group
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.version_option(package_name="imbalanced-dp", prog_name=PROG)
+def cli() -> None:
+    """How much differential privacy can a diagnostic model on imbalanced data afford, and
+    who pays for it.
+
+    Trains the study's MLPs without privacy and with DP-SGD at calibrated (ε, δ), and reports
+    per-class precision, recall, specificity, F1, geometric mean and IBA with confidence
+    intervals over seeds.
+
+    \b
+    Start with:
+      imbalanced-dp datasets
+      imbalanced-dp run --dataset pima --epsilon 2
+      imbalanced-dp reproduce
+    """
+
+
+@cli.command()
+@click.option("--json", "as_json", is_flag=True, help="Print a JSON list instead of a table.")
+def datasets(as_json: bool) -> None:
+    """List the bundled datasets: rows, features, class counts and minority share."""
+    from ..data import dataset_names, load_dataset
+
+    rows = [load_dataset(n).summary() for n in dataset_names()]
+    if as_json:
+        click.echo(json.dumps(rows, indent=2))
+        return
+    head = f"{'name':<15}{'rows':>6}{'features':>10}  {'class 0':<22}{'class 1':<22}{'minority':>9}"
+    click.echo(head)
+    for r in rows:
+        c0 = f"{r['count_0']} {r['class_0']}"
+        c1 = f"{r['count_1']} {r['class_1']}"
+        click.echo(
+            f"{r['name']:<15}{r['rows']:>6}{r['features']:>10}  {c0:<22}{c1:<22}"
+            f"{r['minority_share']:>8.1%}"
+        )
+    click.echo("\nAny CSV table works too: --csv PATH --target COL [--positive VALUE].")
+
+
+@cli.command()
+@dataset_options
+@click.option("--epsilon", type=float, metavar="E", help="Target ε of DP-SGD (default 2).")
+@click.option("--non-private", is_flag=True, help="Plain minibatch SGD, no privacy.")
+@click.option("--delta", type=float, default=None, metavar="D", help="δ (default 1e-4, or the largest power of ten ≤ 1/(10 n)).")
+@click.option("--epochs", type=int, default=500, show_default=True, metavar="N")
+@click.option("--batch-size", type=int, default=64, show_default=True, metavar="B")
+@click.option("--lr", type=float, default=None, metavar="LR", help="Learning rate (default: the dataset's preset: pima 0.01, breast_cancer 0.001, else 0.01).")
+@click.option("--clip", type=float, default=1.0, show_default=True, metavar="C", help="Per-example clip bound.")
+@click.option("--layers", default=None, metavar="H1,H2,...", help="Hidden layer sizes (default: the dataset's preset, else 20,10,10).")
+@click.option("--seed", type=int, default=0, show_default=True, metavar="S")
+@click.option("--engine", type=click.Choice(["fast", "opacus"]), default="fast", show_default=True)
+@click.option("--accountant", type=click.Choice(["prv", "rdp"]), default="prv", show_default=True)
+@click.option("--minority-fraction", type=float, default=None, metavar="F", help="Subsample the training split's minority class to this share.")
+@click.option("--imbalance-method", type=click.Choice(["subsample_minority", "undersample_majority"]), default="subsample_minority", show_default=True)
+@click.option("--test-fraction", type=float, default=0.2, show_default=True)
+@click.option("--mitigation", default="none", show_default=True, metavar="NAME", help="none, class_weighted, dpsgd_f or global_adapt (DP runs only).")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+def run(dataset, csv_path, target, positive, epsilon, non_private, delta, epochs, batch_size, lr,
+        clip, layers, seed, engine, accountant, minority_fraction, imbalance_method,
+        test_fraction, mitigation, as_json) -> None:
+    """Train one model and print its per-class table (or one JSON object)."""
+    from ..cli._render import run_json, run_text
+    from ..privacy import default_delta
+    from ..studies import RunSpec, run_single
+
+    ref = _dataset_ref(dataset, csv_path, target, positive)
+    if non_private and epsilon is not None:
+        raise ParameterError("give either --epsilon or --non-private, not both")
+    if non_private and mitigation != "none":
+        raise ParameterError("mitigations apply to DP runs; drop --non-private or --mitigation")
+    eps = None if non_private else (2.0 if epsilon is None else epsilon)
+    ds = ref.load(test_fraction)
+    if delta is None:
+        delta = min(1e-4, default_delta(ds.n_rows))
+    spec = RunSpec(
+        dataset=ref, seed=seed, epsilon=eps, delta=delta, epochs=epochs, batch_size=batch_size,
+        lr=lr, clip=clip, layers=_layers(layers), accountant=accountant, engine=engine,
+        test_fraction=test_fraction, minority_fraction=minority_fraction,
+        imbalance_method=imbalance_method, mitigation=mitigation,
+    )
+    res = run_single(spec, threads=1)
+    if as_json:
+        click.echo(json.dumps(run_json(res), indent=2, default=float))
+    else:
+        click.echo(run_text(res, ds))
+
+
+@cli.command()
+@click.option("--seeds", type=int, default=10, show_default=True, metavar="N", help="Seeds per setting (0 … N−1).")
+@click.option("--epochs", type=int, default=500, show_default=True, metavar="N")
+@click.option("--engine", type=click.Choice(["fast", "opacus"]), default="fast", show_default=True)
+@click.option("--accountant", type=click.Choice(["prv", "rdp"]), default="prv", show_default=True)
+@click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path), default=Path("reproduce-results"), show_default=True, help="Output folder (holds the results store: rerunning resumes).")
+@click.option("--workers", type=int, default=None, metavar="N", help="Worker processes (default: all cores).")
+@click.option("--no-report", is_flag=True, help="Skip report.html and the figures.")
+@click.option("--quiet", "-q", is_flag=True, help="No progress output.")
+def reproduce(seeds, epochs, engine, accountant, out_dir, workers, no_report, quiet) -> None:
+    """Reproduce the study: both datasets, non-private and ε ∈ {8, 2, 1} at δ = 1e-4.
+
+    Prints Table 3 (non-private) and Table 4 (DP) as mean ± 95 % CI half-width over seeds,
+    and writes results.csv, predictions.csv, config.json, the tables and report.html to the
+    output folder.
+    """
+    from ..pipeline import reproduce as do_reproduce
+
+    if seeds < 1:
+        raise ParameterError(f"--seeds must be at least 1; got {seeds}")
+    if epochs < 1:
+        raise ParameterError(f"--epochs must be at least 1; got {epochs}")
+    do_reproduce(
+        seeds=seeds, epochs=epochs, engine=engine, accountant=accountant, out_dir=out_dir,
+        workers=workers, report=not no_report, quiet=quiet, echo=click.echo,
+    )
+
+
+# ---------------------------------------------------------------------- studies
+
+
+@cli.group()
+def study() -> None:
+    """Sweeps of ε × class imbalance × seeds, stored in a resumable SQLite store."""
+
+
+@study.command("run")
+@click.argument("spec_file", required=False, type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--preset", type=click.Choice(["paper", "imbalance", "mitigation"]), default=None, help="A named study instead of a spec file.")
+@dataset_options
+@click.option("--store", type=click.Path(dir_okay=False, path_type=Path), default=None, help="Results store (default: imbalanced-dp-results/results.sqlite).")
+@click.option("--backend", type=click.Choice(["local", "ray"]), default="local", show_default=True)
+@click.option("--address", default=None, metavar="ADDR", help="Ray cluster address (default: start a local Ray instance).")
+@click.option("--workers", type=int, default=None, metavar="N", help="Worker processes / Ray CPUs (default: all cores).")
+@click.option("--report-dir", type=click.Path(file_okay=False, path_type=Path), default=None, help="Where to write the report (default: next to the store).")
+@click.option("--no-report", is_flag=True, help="Skip the report.")
+@click.option("--quiet", "-q", is_flag=True, help="No progress output.")
+def study_run(spec_file, preset, dataset, csv_path, target, positive, store, backend, address,
+              workers, report_dir, no_report, quiet) -> None:
+    """Run a study: SPEC.toml, --preset NAME, or a default grid on --csv/--dataset.
+
+    \b
+    The default grid on one table: natural imbalance, privacy none, 8, 4, 2, 1 at δ = 1e-4,
+    10 seeds, 500 epochs, the dataset's preset model. Reruns skip stored runs; Ctrl-C stores
+    what finished and tells how to resume.
+    """
+    from ..pipeline import run_study
+    from ..studies import load_spec
+    from ..studies import preset as get_preset
+    from ..studies._spec import StudySpec
+
+    given = sum(x is not None and x is not False for x in (spec_file, preset)) + bool(dataset or csv_path)
+    if given != 1:
+        raise ParameterError("give exactly one of SPEC.toml, --preset NAME or --dataset/--csv")
+    if spec_file is not None:
+        spec = load_spec(spec_file)
+    elif preset is not None:
+        spec = get_preset(preset)
+    else:
+        ref = _dataset_ref(dataset, csv_path, target, positive)
+        spec = StudySpec(name=f"default-{ref.label}", datasets=[ref])
+    ok = run_study(
+        spec, store_path=store, backend=backend, address=address, workers=workers,
+        report_dir=report_dir, report=not no_report, quiet=quiet, echo=click.echo,
+        argv=sys.argv,
+    )
+    if not ok:
+        sys.exit(1)
+
+
+@study.command("status")
+@click.option("--store", type=click.Path(dir_okay=False, path_type=Path), default=None)
+def study_status(store) -> None:
+    """Done, pending and failed runs per group of each study in the store."""
+    from ..pipeline import open_existing_store, status_table
+
+    s = open_existing_store(store)
+    click.echo(status_table(s))
+
+
+@study.command("export")
+@click.option("--store", type=click.Path(dir_okay=False, path_type=Path), default=None)
+@click.option("--format", "fmt", type=click.Choice(["csv", "parquet"]), default="csv", show_default=True)
+@click.option("-o", "--out", "out_dir", type=click.Path(file_okay=False, path_type=Path), default=None, help="Folder (default: next to the store, export/).")
+def study_export(store, fmt, out_dir) -> None:
+    """Write tidy tables: results, predictions, runs and the aggregates over seeds."""
+    from ..pipeline import export_store, open_existing_store
+
+    s = open_existing_store(store)
+    out = out_dir or (s.path.parent / "export")
+    paths = export_store(s, out, fmt=fmt)
+    for p in paths:
+        click.echo(str(p))
+
+
+@cli.command()
+@click.option("--store", type=click.Path(dir_okay=False, path_type=Path), default=None)
+@click.option("-o", "--out", "out_dir", type=click.Path(file_okay=False, path_type=Path), default=None, help="Folder (default: report/ next to the store).")
+def report(store, out_dir) -> None:
+    """Tables, figures and a self-contained report.html from a results store."""
+    from ..pipeline import open_existing_store, write_report
+
+    s = open_existing_store(store)
+    out = out_dir or (s.path.parent / "report")
+    path = write_report(s, out)
+    click.echo(f"report: {path}")
+
+
+# ---------------------------------------------------------------------- entry point
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the command line; returns (and exits with) the exit code."""
+    from ..studies import StudyInterrupted
+
+    debug = bool(os.environ.get("IMBALANCED_DP_DEBUG"))
+    warnings.showwarning = _warn_line
+    try:
+        rv = cli.main(args=argv, prog_name=PROG, standalone_mode=False)
+        code = rv if isinstance(rv, int) else 0
+    except click.exceptions.Abort:
+        _echo_err(f"{PROG}: interrupted")
+        code = 130
+    except click.ClickException as exc:
+        exc.show()
+        code = exc.exit_code
+    except ImbalancedDPError as exc:
+        msg = " ".join(str(exc).split())
+        _echo_err(f"{PROG}: error: {msg}")
+        code = 2
+    except StudyInterrupted as exc:
+        _echo_err(f"{PROG}: {exc}; what finished is stored — run the same command again to resume")
+        code = 130
+    except KeyboardInterrupt:
+        _echo_err(f"{PROG}: interrupted")
+        code = 130
+    except SystemExit as exc:
+        code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
+    except Exception as exc:  # noqa: BLE001 - the last line of defence
+        if debug:
+            raise
+        _echo_err(
+            f"{PROG}: unexpected error: {type(exc).__name__}: {exc} "
+            "(set IMBALANCED_DP_DEBUG=1 for the traceback)"
+        )
+        code = 1
+    sys.stdout.flush()
+    return code
+

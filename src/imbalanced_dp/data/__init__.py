@@ -1,0 +1,28 @@
+"""Datasets: the registry (``pima`` bundled, ``breast_cancer`` from scikit-learn), user
+tables with validation, stratified splits, controlled imbalance and scaling."""
+
+from ._csv import load_csv, min_rows_per_class
+from ._dataset import Dataset, dataset_names, load_dataset, register_dataset
+from ._split import (
+    IMBALANCE_METHODS,
+    SCALING_NOTE,
+    PreparedSplit,
+    make_imbalanced,
+    prepare_split,
+    stratified_split,
+)
+
+__all__ = [
+    "IMBALANCE_METHODS",
+    "SCALING_NOTE",
+    "Dataset",
+    "PreparedSplit",
+    "dataset_names",
+    "load_csv",
+    "load_dataset",
+    "make_imbalanced",
+    "min_rows_per_class",
+    "prepare_split",
+    "register_dataset",
+    "stratified_split",
+]

@@ -1,0 +1,195 @@
+"""Stratified splits per seed, controlled imbalance, and scaling.
+
+The order is fixed (PROTOCOL.md, ARCHITECTURE.md): split first, so the test set keeps the
+natural class distribution; then, optionally, subsample the training split to a target
+minority share; then fit the scaler on what remains of the training split.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from sklearn.model_selection import StratifiedShuffleSplit
+
+from ..exceptions import DataError, ParameterError
+from ._dataset import Dataset
+
+IMBALANCE_METHODS = ("subsample_minority", "undersample_majority")
+
+SCALING_NOTE = (
+    "feature standardisation (mean and standard deviation) is fitted on the private "
+    "training split outside DP-SGD: it is not covered by epsilon"
+)
+
+
+def _rng(seed: int, purpose: int) -> np.random.Generator:
+    # One independent stream per (seed, purpose): the split and the subsample of a seed never
+    # share random numbers, and neither depends on anything but the seed.
+    return np.random.default_rng([int(seed), purpose])
+
+
+def stratified_split(
+    y: np.ndarray, *, seed: int, test_fraction: float = 0.2
+) -> tuple[np.ndarray, np.ndarray]:
+    """Row indices of a stratified train/test split, the same for every use of ``seed``.
+
+    Returns sorted ``(train_rows, test_rows)``.
+    """
+    if not 0.0 < test_fraction < 1.0:
+        raise ParameterError(f"test_fraction must be in (0, 1); got {test_fraction}")
+    splitter = StratifiedShuffleSplit(n_splits=1, test_size=test_fraction, random_state=seed)
+    try:
+        train, test = next(splitter.split(np.zeros((len(y), 1)), y))
+    except ValueError as exc:
+        raise DataError(f"cannot make a stratified split: {exc}") from None
+    for name, rows in (("training", train), ("test", test)):
+        missing = set((0, 1)) - set(np.unique(y[rows]).tolist())
+        if missing:
+            raise DataError(
+                f"the {name} split of seed {seed} has no rows of class {min(missing)}: "
+                "the class is too small for a stratified split with "
+                f"{test_fraction:.0%} test"
+            )
+    return np.sort(train), np.sort(test)
+
+
+def make_imbalanced(
+    rows: np.ndarray,
+    y: np.ndarray,
+    *,
+    minority_fraction: float,
+    seed: int,
+    method: str = "subsample_minority",
+) -> np.ndarray:
+    """Subsample training ``rows`` so that class 1 makes up ``minority_fraction`` of them.
+
+    ``subsample_minority`` (the default) removes positive rows without replacement and
+    refuses a target above the natural share; ``undersample_majority`` removes negative rows
+    instead, which can raise the positive share. The result is sorted and the realised share
+    is the closest achievable to the target with at least one row of each class.
+    """
+    if method not in IMBALANCE_METHODS:
+        raise ParameterError(
+            f"imbalance_method must be one of {', '.join(IMBALANCE_METHODS)}; got {method!r}"
+        )
+    if not 0.0 < minority_fraction < 1.0:
+        raise ParameterError(
+            f"minority_fraction must be in (0, 1) or 'natural'; got {minority_fraction}"
+        )
+    pos = rows[y[rows] == 1]
+    neg = rows[y[rows] == 0]
+    natural = len(pos) / len(rows)
+    rng = _rng(seed, 0x1B1)
+    if method == "subsample_minority":
+        if minority_fraction > natural + 1e-12:
+            raise ParameterError(
+                f"minority_fraction {minority_fraction} is above the natural share "
+                f"{natural:.3f} of the training split; subsampling the minority cannot raise "
+                'it (choose imbalance_method = "undersample_majority" to remove majority rows)'
+            )
+        # keep k positives with k / (k + n_neg) as close as possible to the target
+        k = round(minority_fraction * len(neg) / (1.0 - minority_fraction))
+        k = max(1, min(len(pos), k))
+        keep = rng.choice(pos, size=k, replace=False)
+        out = np.concatenate([keep, neg])
+    else:
+        m = round(len(pos) * (1.0 - minority_fraction) / minority_fraction)
+        m = max(1, min(len(neg), m))
+        keep = rng.choice(neg, size=m, replace=False)
+        out = np.concatenate([pos, keep])
+    return np.sort(out)
+
+
+@dataclass(frozen=True, eq=False)
+class PreparedSplit:
+    """One seed's training and test data, scaled, with what was done to it.
+
+    ``train_rows`` and ``test_rows`` index the dataset's original rows.
+    """
+
+    X_train: np.ndarray
+    y_train: np.ndarray
+    X_test: np.ndarray
+    y_test: np.ndarray
+    train_rows: np.ndarray
+    test_rows: np.ndarray
+    minority_fraction: float
+    minority_fraction_target: float | None
+    scaler_mean: np.ndarray
+    scaler_scale: np.ndarray
+
+    @property
+    def n_train(self) -> int:
+        return int(len(self.y_train))
+
+    @property
+    def train_class_counts(self) -> tuple[int, int]:
+        c = np.bincount(self.y_train, minlength=2)
+        return int(c[0]), int(c[1])
+
+    @property
+    def test_class_counts(self) -> tuple[int, int]:
+        c = np.bincount(self.y_test, minlength=2)
+        return int(c[0]), int(c[1])
+
+    def transform(self, X: np.ndarray) -> np.ndarray:
+        """Scale other rows (e.g. for membership inference) like the training split."""
+        return (np.asarray(X, dtype=np.float64) - self.scaler_mean) / self.scaler_scale
+
+
+def fit_standard_scaler(X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Mean and scale of each column (a constant column gets scale 1), as scikit-learn's
+    ``StandardScaler`` computes them."""
+    from sklearn.preprocessing import StandardScaler
+
+    scaler = StandardScaler().fit(X)
+    return scaler.mean_.astype(np.float64), scaler.scale_.astype(np.float64)
+
+
+def prepare_split(
+    dataset: Dataset,
+    *,
+    seed: int,
+    test_fraction: float = 0.2,
+    minority_fraction: float | None = None,
+    imbalance_method: str = "subsample_minority",
+) -> PreparedSplit:
+    """Split ``dataset`` for ``seed``, optionally make the training split more imbalanced,
+    and standardise features with statistics of the training split.
+
+    Examples
+    --------
+    >>> from imbalanced_dp import load_dataset, prepare_split
+    >>> split = prepare_split(load_dataset("pima"), seed=0)
+    >>> split.train_class_counts, split.test_class_counts
+    ((400, 214), (100, 54))
+    >>> split = prepare_split(load_dataset("pima"), seed=0, minority_fraction=0.1)
+    >>> split.train_class_counts
+    (400, 44)
+    """
+    train, test = stratified_split(dataset.y, seed=seed, test_fraction=test_fraction)
+    if minority_fraction is not None:
+        train = make_imbalanced(
+            train,
+            dataset.y,
+            minority_fraction=minority_fraction,
+            seed=seed,
+            method=imbalance_method,
+        )
+    mean, scale = fit_standard_scaler(dataset.X[train])
+    X_train = (dataset.X[train] - mean) / scale
+    X_test = (dataset.X[test] - mean) / scale
+    y_train = dataset.y[train]
+    return PreparedSplit(
+        X_train=X_train,
+        y_train=y_train,
+        X_test=X_test,
+        y_test=dataset.y[test],
+        train_rows=train,
+        test_rows=test,
+        minority_fraction=float(y_train.mean()),
+        minority_fraction_target=minority_fraction,
+        scaler_mean=mean,
+        scaler_scale=scale,
+    )

@@ -1,0 +1,577 @@
+"""The fused DP-SGD training loop of the ``fast`` engine, compiled by numba.
+
+One call trains one run from start to finish: Poisson sampling, forward pass, per-example
+gradient norms, clipping, the clipped sum, noise, the update. Batches of runs are trained by
+calling it for each run on its own thread (``prange``); a run's arithmetic and random numbers
+depend only on its own inputs, so its result is the same alone or in any batch.
+
+Layout. Activations and back-propagated errors of layer ``l`` are ``(width_l, n)`` blocks of
+flat buffers with the examples of the batch contiguous, so the inner loops run over examples
+and vectorise. Parameters are one flat vector per run: for each layer the weight matrix
+``W_l`` (``out x in``, row-major, as ``torch.nn.Linear`` stores it), then its bias.
+
+Per-example gradient norms use the identity for a linear layer with bias
+``||g_i||^2 = sum_l ||delta_{l,i}||^2 (||a_{l-1,i}||^2 + 1)`` (the per-example gradient of a
+layer is the outer product of its error and its input), so the per-example gradients are
+never materialised; the clipped sum is then ``sum_i c_i delta_{l,i} a_{l-1,i}^T``.
+
+Clipping rules (``mode``):
+
+0. plain DP-SGD, with a clip bound per class ``clip[y_i]`` (equal bounds: Abadi et al.);
+   noise std ``sigma * noise_clip``;
+1. DPSGD-F (Xu, Du & Wu 2021): per step, noisy per-class counts of examples whose norm
+   exceeds ``C0`` (noise ``sigma_aux``) set per-class bounds
+   ``C_k = C0 (1 + r_k / mean_k r_k)``, ``r_k`` the noisy share clipped; noise std
+   ``sigma * max_k C_k``;
+2. DPSGD-Global-Adapt (Esipova et al. 2023): examples with norm ``<= Z`` are scaled by
+   ``C / Z``, the others clipped to ``C``; noise std ``sigma * C``; then
+   ``Z <- Z exp(-lr_Z + noisy share of norms above tau Z)``, the count's noise
+   ``sigma_aux`` and the share taken over the expected batch size.
+
+Non-finite per-example gradients get factor 0 and are counted: they never reach the sum.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from numba import njit, prange
+
+from ._rng import (
+    STREAM_AUX,
+    STREAM_INIT,
+    STREAM_NOISE,
+    STREAM_SAMPLE,
+    STREAM_SHUFFLE,
+    fill_normal_block,
+    normal_pair,
+    seed_key,
+    uniform_pair,
+)
+
+MODE_STANDARD = 0
+MODE_DPSGD_F = 1
+MODE_GLOBAL_ADAPT = 2
+
+# Columns of the per-run statistics array.
+STAT_SEEN_0 = 0  # examples of class 0 drawn into batches, over all steps
+STAT_SEEN_1 = 1
+STAT_CLIPPED_0 = 2  # of which clipped (norm above the class's bound / C0 / Z)
+STAT_CLIPPED_1 = 3
+STAT_NONFINITE = 4  # examples whose gradient was not finite (dropped)
+STAT_EMPTY_STEPS = 5  # steps whose Poisson batch was empty
+STAT_MAX_BATCH = 6
+STAT_CLIP_MEAN_0 = 7  # mean per-class clip bound over steps (mode 1); final Z (mode 2)
+STAT_CLIP_MEAN_1 = 8
+N_STATS = 9
+
+# Columns of the per-run scalar settings (float64).
+S_LR = 0
+S_SIGMA = 1
+S_NOISE_CLIP = 2
+S_CLIP0 = 3
+S_CLIP1 = 4
+S_Q = 5
+S_EXP_BATCH = 6
+S_AUX_SIGMA = 7  # mode 1 and 2: noise multiplier of the auxiliary counts
+S_AUX_A = 8  # mode 1: C0; mode 2: initial Z
+S_AUX_B = 9  # mode 2: lr_Z
+S_AUX_C = 10  # mode 2: threshold tau
+N_SETTINGS = 11
+
+# Columns of the per-run integer settings (int64).
+I_SEED = 0
+I_STEPS = 1
+I_PRIVATE = 2
+I_BATCH = 3
+I_MODE = 4
+I_DATA_OFF = 5
+I_DATA_N = 6
+I_WEIGHT_OFF = 7
+N_ISETTINGS = 8
+
+
+@njit(cache=True)
+def init_params(params, sizes, seed):
+    """PyTorch's default ``nn.Linear`` initialisation, U(-1/sqrt(fan_in), 1/sqrt(fan_in)) for
+    weights and biases, drawn from the run's own stream."""
+    k0, k1 = seed_key(seed)
+    off = 0
+    for layer in range(sizes.shape[0] - 1):
+        fan_in = sizes[layer]
+        count = (sizes[layer] + 1) * sizes[layer + 1]
+        bound = 1.0 / math.sqrt(fan_in)
+        for blk in range((count + 1) // 2):
+            a, b = uniform_pair(k0, k1, STREAM_INIT, layer, blk)
+            params[off + 2 * blk] = (2.0 * a - 1.0) * bound
+            if 2 * blk + 1 < count:
+                params[off + 2 * blk + 1] = (2.0 * b - 1.0) * bound
+        off += count
+
+
+@njit(cache=True)
+def poisson_batch(idx, n, q, k0, k1, step):
+    """Fill ``idx`` with a Poisson sample of ``range(n)`` (each row independently with
+    probability ``q``) and return its size.
+
+    Gaps between included rows are geometric: ``floor(log(U) / log(1 - q))`` with U uniform
+    in (0, 1], which has exactly the distribution of the gaps of independent Bernoulli(q)
+    draws; it needs about ``q n`` uniforms instead of ``n``.
+    """
+    if q >= 1.0:
+        for i in range(n):
+            idx[i] = i
+        return n
+    lq = math.log1p(-q)
+    pos = -1
+    count = 0
+    j = 0
+    a = 0.0
+    b = 0.0
+    while True:
+        if (j & 1) == 0:
+            a, b = uniform_pair(k0, k1, STREAM_SAMPLE, step, j >> 1)
+            u = a
+        else:
+            u = b
+        j += 1
+        gap = math.floor(math.log(1.0 - u) / lq)
+        if gap >= n:  # also guards the conversion below
+            break
+        pos += int(gap) + 1
+        if pos >= n:
+            break
+        idx[count] = pos
+        count += 1
+    return count
+
+
+@njit(cache=True)
+def shuffle_perm(perm, n, k0, k1, epoch):
+    """A uniformly random permutation of ``range(n)`` (Fisher-Yates) for ``epoch``."""
+    for i in range(n):
+        perm[i] = i
+    for i in range(n - 1, 0, -1):
+        blk = (n - 1 - i) >> 1
+        a, b = uniform_pair(k0, k1, STREAM_SHUFFLE, epoch, blk)
+        u = a if ((n - 1 - i) & 1) == 0 else b
+        j = int(u * (i + 1))
+        if j > i:
+            j = i
+        t = perm[i]
+        perm[i] = perm[j]
+        perm[j] = t
+
+
+@njit(cache=True, fastmath={"reassoc", "contract"})
+def forward_backward(X, y, w, idx, B, sizes, params, w_off, b_off, a_off, A, D, nmax, sq):
+    """Forward pass of the ``B`` rows ``idx[:B]`` and back-propagation of the per-example
+    (weighted) cross-entropy; per-example squared gradient norms go to ``sq[:B]``.
+
+    Inner loops run over row slices indexed from 0 so that numba drops its negative-index
+    handling and LLVM vectorises them."""
+    L = sizes.shape[0] - 1
+    d0 = sizes[0]
+    for i in range(d0):
+        row = A[a_off[0] + i * nmax : a_off[0] + i * nmax + B]
+        for b in range(B):
+            row[b] = X[idx[b], i]
+    # forward
+    for layer in range(L):
+        din = sizes[layer]
+        dout = sizes[layer + 1]
+        W = params[w_off[layer] : w_off[layer] + din * dout]
+        for j in range(dout):
+            o = a_off[layer + 1] + j * nmax
+            out = A[o : o + B]
+            bias = params[b_off[layer] + j]
+            for b in range(B):
+                out[b] = bias
+            for i in range(din):
+                wij = W[j * din + i]
+                s = a_off[layer] + i * nmax
+                src = A[s : s + B]
+                for b in range(B):
+                    out[b] += wij * src[b]
+            if layer < L - 1:
+                for b in range(B):
+                    out[b] = max(out[b], 0)
+    # softmax cross-entropy gradient at the logits, times the example's weight
+    dl = sizes[L]
+    lo = a_off[L]
+    if dl == 2:
+        # two logits: p1 = sigmoid(z1 - z0), one exponential per example
+        for b in range(B):
+            d = A[lo + nmax + b] - A[lo + b]
+            wb = w[idx[b]]
+            if d >= 0:
+                e = math.exp(-d)
+                p1 = 1.0 / (1.0 + e)
+            else:
+                e = math.exp(d)
+                p1 = e / (1.0 + e)
+            g1 = (p1 - (1.0 if y[idx[b]] == 1 else 0.0)) * wb
+            D[lo + nmax + b] = g1
+            D[lo + b] = -g1
+    else:
+        for b in range(B):
+            m = A[lo + b]
+            for j in range(1, dl):
+                m = max(m, A[lo + j * nmax + b])
+            tot = 0.0
+            for j in range(dl):
+                tot += math.exp(A[lo + j * nmax + b] - m)
+            lse = m + math.log(tot)
+            wb = w[idx[b]]
+            label = y[idx[b]]
+            for j in range(dl):
+                p = math.exp(A[lo + j * nmax + b] - lse)
+                D[lo + j * nmax + b] = (p - (1.0 if j == label else 0.0)) * wb
+    # back-propagate errors to every layer
+    for layer in range(L - 1, 0, -1):
+        din = sizes[layer]
+        dout = sizes[layer + 1]
+        W = params[w_off[layer] : w_off[layer] + din * dout]
+        for i in range(din):
+            o = a_off[layer] + i * nmax
+            out = D[o : o + B]
+            for b in range(B):
+                out[b] = 0.0
+        for j in range(dout):
+            s = a_off[layer + 1] + j * nmax
+            src = D[s : s + B]
+            for i in range(din):
+                wij = W[j * din + i]
+                o = a_off[layer] + i * nmax
+                out = D[o : o + B]
+                for b in range(B):
+                    out[b] += wij * src[b]
+        for i in range(din):
+            o = a_off[layer] + i * nmax
+            out = D[o : o + B]
+            act = A[o : o + B]
+            for b in range(B):
+                if act[b] <= 0:
+                    out[b] = 0.0
+    # per-example squared norms: sum_l ||delta_l||^2 (||a_{l-1}||^2 + 1)
+    res = sq[0:B]
+    nd = sq[B : 2 * B]
+    na = sq[2 * B : 3 * B]
+    for b in range(B):
+        res[b] = 0.0
+    for layer in range(L):
+        din = sizes[layer]
+        dout = sizes[layer + 1]
+        for b in range(B):
+            nd[b] = 0.0
+            na[b] = 1.0
+        for j in range(dout):
+            o = a_off[layer + 1] + j * nmax
+            d = D[o : o + B]
+            for b in range(B):
+                nd[b] += d[b] * d[b]
+        for i in range(din):
+            o = a_off[layer] + i * nmax
+            a = A[o : o + B]
+            for b in range(B):
+                na[b] += a[b] * a[b]
+        for b in range(B):
+            res[b] += nd[b] * na[b]
+
+
+@njit(cache=True, fastmath={"reassoc", "contract"})
+def accumulate(B, sizes, w_off, b_off, a_off, A, D, nmax, factor, grad, tmp):
+    """``grad = sum_b factor[b] * g_b`` from the stored activations and errors."""
+    L = sizes.shape[0] - 1
+    f = factor[0:B]
+    t = tmp[0:B]
+    for layer in range(L):
+        din = sizes[layer]
+        dout = sizes[layer + 1]
+        G = grad[w_off[layer] : w_off[layer] + din * dout]
+        for j in range(dout):
+            o = a_off[layer + 1] + j * nmax
+            d = D[o : o + B]
+            gb = t[0] * 0
+            for b in range(B):
+                t[b] = f[b] * d[b]
+                gb += t[b]
+            grad[b_off[layer] + j] = gb
+            for i in range(din):
+                s = a_off[layer] + i * nmax
+                a = A[s : s + B]
+                acc = t[0] * 0
+                for b in range(B):
+                    acc += t[b] * a[b]
+                G[j * din + i] = acc
+
+
+@njit(cache=True)
+def train_one(X, y, w, sizes, params_out, fs, ints, stats_out):
+    """Train one run in place (``params``) and fill its ``stats``; see the module docstring.
+
+    ``X`` (rows, d0), ``y`` and ``w`` are this run's training rows, labels and per-example
+    loss weights; ``fs`` and ``ints`` its settings (``S_*`` and ``I_*`` columns).
+    """
+    n = ints[I_DATA_N]
+    steps = ints[I_STEPS]
+    private = ints[I_PRIVATE] != 0
+    batch = ints[I_BATCH]
+    mode = ints[I_MODE]
+    seed = ints[I_SEED]
+    lr = fs[S_LR]
+    sigma = fs[S_SIGMA]
+    q = fs[S_Q]
+    exp_batch = fs[S_EXP_BATCH]
+    k0, k1 = seed_key(seed)
+    # Work on private copies: runs on neighbouring threads would otherwise write to the
+    # same cache lines at every step (false sharing).
+    params = params_out.copy()
+    stats = np.zeros(N_STATS, np.float64)
+    dt = params.dtype
+
+    L = sizes.shape[0] - 1
+    w_off = np.zeros(L, np.int64)
+    b_off = np.zeros(L, np.int64)
+    a_off = np.zeros(L + 1, np.int64)
+    P = 0
+    width = 0
+    for layer in range(L):
+        w_off[layer] = P
+        P += sizes[layer] * sizes[layer + 1]
+        b_off[layer] = P
+        P += sizes[layer + 1]
+    for layer in range(L + 1):
+        a_off[layer] = width * n
+        width += sizes[layer]
+    nmax = n
+    A = np.zeros(width * n, dt)
+    D = np.zeros(width * n, dt)
+    sq = np.zeros(3 * n, np.float64)
+    factor = np.zeros(n, dt)
+    tmp = np.zeros(n, dt)
+    grad = np.zeros(P, dt)
+    idx = np.zeros(n, np.int64)
+    perm = np.zeros(n, np.int64)
+    znoise = np.zeros(P + 1, np.float64)
+    unoise = np.zeros(P + 1, np.float64)
+
+    clip = np.empty(2, np.float64)
+    clip[0] = fs[S_CLIP0]
+    clip[1] = fs[S_CLIP1]
+    noise_clip = fs[S_NOISE_CLIP]
+    aux_sigma = fs[S_AUX_SIGMA]
+    zthr = fs[S_AUX_A]  # mode 2: Z
+    steps_per_epoch = (n + batch - 1) // batch
+    clip_sum0 = 0.0
+    clip_sum1 = 0.0
+
+    for t in range(steps):
+        if private:
+            B = poisson_batch(idx, n, q, k0, k1, t)
+        else:
+            epoch = t // steps_per_epoch
+            pos = t % steps_per_epoch
+            if pos == 0:
+                shuffle_perm(perm, n, k0, k1, epoch)
+            start = pos * batch
+            stop = min(start + batch, n)
+            B = stop - start
+            for b in range(B):
+                idx[b] = perm[start + b]
+        if B > stats[STAT_MAX_BATCH]:
+            stats[STAT_MAX_BATCH] = B
+        if B == 0:
+            stats[STAT_EMPTY_STEPS] += 1
+        else:
+            forward_backward(X, y, w, idx, B, sizes, params, w_off, b_off, a_off, A, D, nmax, sq)
+            for b in range(B):
+                stats[STAT_SEEN_0 + y[idx[b]]] += 1
+        # Clip factors. The auxiliary private queries of modes 1 and 2 run at every step,
+        # empty batch included: the mechanism must not depend on the data.
+        if not private:
+            for b in range(B):
+                factor[b] = 1.0 / B
+        elif mode == MODE_STANDARD:
+            for b in range(B):
+                c = clip[y[idx[b]]]
+                nrm = math.sqrt(sq[b])
+                if not math.isfinite(nrm):
+                    factor[b] = 0.0
+                    stats[STAT_NONFINITE] += 1
+                elif nrm > c:
+                    factor[b] = c / nrm
+                    stats[STAT_CLIPPED_0 + y[idx[b]]] += 1
+                else:
+                    factor[b] = 1.0
+        elif mode == MODE_DPSGD_F:
+            c0 = fs[S_AUX_A]
+            m0 = 0.0
+            m1 = 0.0
+            o0 = 0.0
+            o1 = 0.0
+            for b in range(B):
+                nrm = math.sqrt(sq[b])
+                if not math.isfinite(nrm):
+                    continue
+                above = nrm > c0
+                if y[idx[b]] == 0:
+                    m0 += 1.0 if above else 0.0
+                    o0 += 0.0 if above else 1.0
+                else:
+                    m1 += 1.0 if above else 0.0
+                    o1 += 0.0 if above else 1.0
+            z0, z1 = normal_pair(k0, k1, STREAM_AUX, t, 0)
+            z2, z3 = normal_pair(k0, k1, STREAM_AUX, t, 1)
+            mm0 = max(math.floor(m0 + aux_sigma * z0), 0.0)
+            mm1 = max(math.floor(m1 + aux_sigma * z1), 0.0)
+            oo0 = max(math.floor(o0 + aux_sigma * z2), 0.0)
+            oo1 = max(math.floor(o1 + aux_sigma * z3), 0.0)
+            r0 = mm0 / (mm0 + oo0) if mm0 + oo0 > 0 else 1.0
+            r1 = mm1 / (mm1 + oo1) if mm1 + oo1 > 0 else 1.0
+            mean_r = 0.5 * (r0 + r1) + 1e-8
+            clip[0] = c0 * (1.0 + r0 / mean_r)
+            clip[1] = c0 * (1.0 + r1 / mean_r)
+            clip_sum0 += clip[0]
+            clip_sum1 += clip[1]
+            noise_clip = max(clip[0], clip[1])
+            for b in range(B):
+                c = clip[y[idx[b]]]
+                nrm = math.sqrt(sq[b])
+                if not math.isfinite(nrm):
+                    factor[b] = 0.0
+                    stats[STAT_NONFINITE] += 1
+                else:
+                    if nrm > c0:
+                        stats[STAT_CLIPPED_0 + y[idx[b]]] += 1
+                    factor[b] = c / nrm if nrm > c else 1.0
+        else:  # MODE_GLOBAL_ADAPT
+            cc = fs[S_CLIP0]
+            tau = fs[S_AUX_C]
+            above = 0.0
+            for b in range(B):
+                nrm = math.sqrt(sq[b])
+                if not math.isfinite(nrm):
+                    factor[b] = 0.0
+                    stats[STAT_NONFINITE] += 1
+                    continue
+                if nrm > tau * zthr:
+                    above += 1.0
+                if nrm > zthr:
+                    factor[b] = cc / nrm if nrm > cc else 1.0
+                    stats[STAT_CLIPPED_0 + y[idx[b]]] += 1
+                else:
+                    factor[b] = cc / zthr
+            z0, z1 = normal_pair(k0, k1, STREAM_AUX, t, 0)
+            zthr = zthr * math.exp(-fs[S_AUX_B] + (above + aux_sigma * z0) / exp_batch)
+        if B > 0:
+            accumulate(B, sizes, w_off, b_off, a_off, A, D, nmax, factor, grad, tmp)
+        else:
+            for p in range(P):
+                grad[p] = 0.0
+        if private:
+            std = sigma * noise_clip
+            scale = lr / exp_batch
+            fill_normal_block(znoise, unoise, k0, k1, STREAM_NOISE, t, P)
+            for p in range(P):
+                params[p] -= scale * (grad[p] + std * znoise[p])
+        else:
+            for p in range(P):
+                params[p] -= lr * grad[p]
+    if mode == MODE_DPSGD_F:
+        stats[STAT_CLIP_MEAN_0] = clip_sum0 / max(steps, 1)
+        stats[STAT_CLIP_MEAN_1] = clip_sum1 / max(steps, 1)
+    elif mode == MODE_GLOBAL_ADAPT:
+        stats[STAT_CLIP_MEAN_0] = zthr
+        stats[STAT_CLIP_MEAN_1] = zthr
+    params_out[:] = params
+    stats_out[:] = stats
+
+
+@njit(cache=True, parallel=True)
+def train_batch(X, y, w, sizes, params, fs, ints, stats, init):
+    """Train ``params.shape[0]`` runs, each on its own slice of ``X``/``y``/``w``."""
+    K = params.shape[0]
+    for k in prange(K):
+        if init[k]:
+            init_params(params[k], sizes, ints[k, I_SEED])
+        off = ints[k, I_DATA_OFF]
+        n = ints[k, I_DATA_N]
+        woff = ints[k, I_WEIGHT_OFF]
+        train_one(
+            X[off : off + n],
+            y[off : off + n],
+            w[woff : woff + n],
+            sizes,
+            params[k],
+            fs[k],
+            ints[k],
+            stats[k],
+        )
+
+
+@njit(cache=True)
+def train_batch_serial(X, y, w, sizes, params, fs, ints, stats, init):
+    """As :func:`train_batch`, on the calling thread only."""
+    K = params.shape[0]
+    for k in range(K):
+        if init[k]:
+            init_params(params[k], sizes, ints[k, I_SEED])
+        off = ints[k, I_DATA_OFF]
+        n = ints[k, I_DATA_N]
+        woff = ints[k, I_WEIGHT_OFF]
+        train_one(
+            X[off : off + n],
+            y[off : off + n],
+            w[woff : woff + n],
+            sizes,
+            params[k],
+            fs[k],
+            ints[k],
+            stats[k],
+        )
+
+
+@njit(cache=True, fastmath={"reassoc", "contract"})
+def clipped_sum(X, y, w, idx, B, sizes, params, clip0, clip1, out_grad, out_norms):
+    """Noise-free clipped sum of per-example gradients of rows ``idx[:B]`` (for tests and
+    for the reference comparison); per-example norms go to ``out_norms``."""
+    n = X.shape[0]
+    L = sizes.shape[0] - 1
+    w_off = np.zeros(L, np.int64)
+    b_off = np.zeros(L, np.int64)
+    a_off = np.zeros(L + 1, np.int64)
+    P = 0
+    width = 0
+    for layer in range(L):
+        w_off[layer] = P
+        P += sizes[layer] * sizes[layer + 1]
+        b_off[layer] = P
+        P += sizes[layer + 1]
+    nmax = max(B, 1)
+    for layer in range(L + 1):
+        a_off[layer] = width * nmax
+        width += sizes[layer]
+    dt = params.dtype
+    A = np.zeros(width * nmax, dt)
+    D = np.zeros(width * nmax, dt)
+    sq = np.zeros(3 * nmax, np.float64)
+    factor = np.zeros(nmax, dt)
+    tmp = np.zeros(nmax, dt)
+    for p in range(P):
+        out_grad[p] = 0.0
+    if B == 0 or n == 0:
+        return
+    forward_backward(X, y, w, idx, B, sizes, params, w_off, b_off, a_off, A, D, nmax, sq)
+    for b in range(B):
+        nrm = math.sqrt(sq[b])
+        out_norms[b] = nrm
+        c = clip0 if y[idx[b]] == 0 else clip1
+        if not math.isfinite(nrm):
+            factor[b] = 0.0
+        elif nrm > c:
+            factor[b] = c / nrm
+        else:
+            factor[b] = 1.0
+    accumulate(B, sizes, w_off, b_off, a_off, A, D, nmax, factor, out_grad, tmp)

@@ -1,0 +1,43 @@
+"""The small exception hierarchy of imbalanced-dp.
+
+Every error caused by what a user gave (a table, a parameter, a study spec) subclasses
+:class:`ImbalancedDPError`, itself a :class:`ValueError`. Its message names what was given and
+what is expected, on one line; the command line turns it into that line on stderr and exit
+code 2, never a traceback.
+"""
+
+from __future__ import annotations
+
+
+class ImbalancedDPError(ValueError):
+    """Base class of the errors caused by bad input."""
+
+
+class DataError(ImbalancedDPError):
+    """A dataset or user table cannot be used as given."""
+
+
+class ParameterError(ImbalancedDPError):
+    """A training, privacy or command parameter is out of its range."""
+
+
+class PrivacyError(ParameterError):
+    """A setting would make the reported privacy guarantee untrue (PRIVACY.md)."""
+
+
+class SpecError(ImbalancedDPError):
+    """A study specification is malformed."""
+
+
+class StoreError(ImbalancedDPError):
+    """A results store cannot be used (wrong file, incompatible schema)."""
+
+
+__all__ = [
+    "DataError",
+    "ImbalancedDPError",
+    "ParameterError",
+    "PrivacyError",
+    "SpecError",
+    "StoreError",
+]

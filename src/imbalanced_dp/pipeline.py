@@ -1,0 +1,268 @@
+"""What the commands do, as library functions: reproduce the study, run a study, export,
+report. The CLI only parses arguments and calls these."""
+
+from __future__ import annotations
+
+import json
+import shlex
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import pandas as pd
+
+from .exceptions import StoreError
+from .studies import (
+    DEFAULT_STORE,
+    PREDICTION_COLUMNS,
+    RESULT_COLUMNS,
+    ResultsStore,
+    StudyInterrupted,
+    StudySpec,
+    preset,
+    run_runs,
+    store_frame,
+    study_tables,
+    versions,
+)
+from .studies._aggregate import aggregate_metrics
+from .studies._runner import validate_runs
+
+Echo = Callable[[str], None]
+
+
+def _fmt_csv(df: pd.DataFrame, path: Path, columns) -> Path:
+    df.loc[:, list(columns)].to_csv(path, index=False, float_format="%.17g")
+    return path
+
+
+def reproduce(
+    *,
+    seeds: int = 10,
+    epochs: int = 500,
+    engine: str = "fast",
+    accountant: str = "prv",
+    out_dir: Path = Path("reproduce-results"),
+    workers: int | None = None,
+    report: bool = True,
+    quiet: bool = False,
+    echo: Echo = print,
+) -> dict:
+    """Run the study's protocol (the ``paper`` preset), print Tables 3 and 4, write the
+    results, the configuration and the report to ``out_dir``. Returns the paths written."""
+    from .reports import table3, table4, to_text
+    from .reports._tables import to_latex, to_markdown
+
+    t0 = time.perf_counter()
+    spec = preset("paper")
+    spec.seeds = list(range(seeds))
+    spec.epochs = epochs
+    spec.engine = engine
+    spec.accountant = accountant
+    runs = spec.expand()
+    validate_runs(runs)  # every input problem surfaces before anything is written
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    store = ResultsStore(out_dir / "results.sqlite")
+    if not quiet:
+        echo(
+            f"reproducing the study: {len(runs)} runs (2 datasets × 4 privacy levels × "
+            f"{seeds} seeds, {epochs} epochs, engine {engine}) → {out_dir}/"
+        )
+    try:
+        outcome = run_runs(
+            runs, store, study="paper", study_spec=spec.to_dict(), workers=workers, quiet=quiet
+        )
+    except StudyInterrupted:
+        print(
+            f"resume with: imbalanced-dp reproduce --seeds {seeds} --epochs {epochs} "
+            f"--engine {engine} --accountant {accountant} --out {shlex.quote(str(out_dir))}",
+            file=sys.stderr,
+        )
+        raise
+    ids = outcome.run_ids
+    res = store.results_frame(ids)
+    pred = store.predictions_frame(ids)
+    paths = {
+        "results": _fmt_csv(res, out_dir / "results.csv", RESULT_COLUMNS),
+        "predictions": _fmt_csv(pred, out_dir / "predictions.csv", PREDICTION_COLUMNS),
+    }
+    frame = store_frame(store, ids)
+    agg = aggregate_metrics(frame)
+    from .data import load_dataset
+
+    names = {n: load_dataset(n).class_names for n in ("pima", "breast_cancer")}
+    t3 = table3(agg, class_names=names)
+    t4 = table4(agg, class_names=names)
+    tables = out_dir / "tables"
+    tables.mkdir(exist_ok=True)
+    n_seeds = seeds
+    for name, t, cap in (
+        ("table3", t3, f"Non-private models: per-class metrics, mean ± 95 % CI half-width over {n_seeds} seeds."),
+        ("table4", t4, f"DP-SGD (δ = 1e-4): per-class metrics per ε, mean ± 95 % CI half-width over {n_seeds} seeds."),
+    ):
+        (tables / f"{name}.md").write_text(cap + "\n\n" + to_markdown(t) + "\n", encoding="utf-8")
+        (tables / f"{name}.tex").write_text(to_latex(t, caption=cap, label=f"tab:{name}") + "\n", encoding="utf-8")
+        t.to_csv(tables / f"{name}.csv", index=False, float_format="%.6g")
+    wall = time.perf_counter() - t0
+    config = {
+        "command": "imbalanced-dp reproduce",
+        "argv": sys.argv,
+        "study": spec.to_dict(),
+        "runs": len(runs),
+        "runs_trained": outcome.done,
+        "runs_failed": outcome.failed,
+        "runs_already_stored": outcome.skipped,
+        "wall_seconds": round(wall, 3),
+        "store": str(out_dir / "results.sqlite"),
+        "versions": versions(),
+    }
+    (out_dir / "config.json").write_text(json.dumps(config, indent=2) + "\n", encoding="utf-8")
+    paths["config"] = out_dir / "config.json"
+    echo("")
+    echo(f"Table 3 — non-private models (mean ± 95 % CI half-width over {seeds} seeds)")
+    echo(to_text(t3))
+    echo("")
+    echo(f"Table 4 — DP-SGD at δ = 1e-4 (mean ± 95 % CI half-width over {seeds} seeds)")
+    echo(to_text(t4))
+    echo("")
+    if outcome.failed:
+        echo(f"{outcome.failed} runs FAILED; first: {outcome.failures[0]}")
+    if report:
+        paths["report"] = write_report(store, out_dir / "report", run_ids=ids, title="Reproduction of the study")
+    echo(
+        f"{outcome.done} runs trained, {outcome.skipped} already stored, in {wall:.1f} s. "
+        f"Results in {out_dir}/: results.csv, predictions.csv, config.json, tables/"
+        + (", report/report.html" if report else "")
+    )
+    if report:
+        echo(f"report: {paths['report']}")
+    store.close()
+    return paths
+
+
+def run_study(
+    spec: StudySpec,
+    *,
+    store_path: Path | None = None,
+    backend: str = "local",
+    address: str | None = None,
+    workers: int | None = None,
+    report_dir: Path | None = None,
+    report: bool = True,
+    quiet: bool = False,
+    echo: Echo = print,
+    argv: list[str] | None = None,
+) -> bool:
+    """Run a study into a store (resuming), then write its report. Returns False if any run
+    failed."""
+    runs = spec.expand()
+    validate_runs(runs)
+    path = Path(store_path) if store_path else DEFAULT_STORE
+    store = ResultsStore(path)
+    if not quiet:
+        echo(f"study {spec.name!r}: {len(runs)} runs → {path}")
+    try:
+        outcome = run_runs(
+            runs,
+            store,
+            study=spec.name,
+            study_spec=spec.to_dict(),
+            backend=backend,
+            address=address,
+            workers=workers,
+            quiet=quiet,
+        )
+    except StudyInterrupted:
+        cmd = " ".join(shlex.quote(a) for a in (argv or ["imbalanced-dp", "study", "run", "..."]))
+        print(f"resume with: {cmd}", file=sys.stderr)
+        raise
+    if spec.attacks:
+        from .attacks import run_study_attacks
+
+        run_study_attacks(spec, store, outcome.run_ids, quiet=quiet, echo=echo)
+    echo(
+        f"{outcome.done} runs trained, {outcome.skipped} already stored, {outcome.failed} "
+        f"failed, in {outcome.seconds:.1f} s (store: {path})"
+    )
+    for f in outcome.failures[:5]:
+        echo(f"  failed: {f.splitlines()[0]}")
+    if report:
+        out = Path(report_dir) if report_dir else path.parent / "report"
+        rp = write_report(store, out, title=f"Study {spec.name}")
+        echo(f"report: {rp}")
+    store.close()
+    return outcome.failed == 0
+
+
+def open_existing_store(path: Path | None) -> ResultsStore:
+    p = Path(path) if path else DEFAULT_STORE
+    if not p.exists():
+        raise StoreError(
+            f"no results store at {p}; run a study first (imbalanced-dp study run ...) or "
+            "give --store FILE"
+        )
+    return ResultsStore(p)
+
+
+def status_table(store: ResultsStore) -> str:
+    studies = store.studies()
+    if studies.empty:
+        return f"{store.path}: no studies recorded"
+    runs = store.query("SELECT run_id, status FROM runs")
+    status = dict(zip(runs["run_id"], runs["status"]))
+    lines = [f"store {store.path}"]
+    for name in studies["name"]:
+        sr = store.study_runs(name)
+        lines.append(f"\nstudy {name}: {len(sr)} runs")
+        width = max(len(g) for g in sr["grp"]) + 2 if len(sr) else 10
+        lines.append(f"  {'group':<{width}}{'done':>6}{'pending':>9}{'failed':>8}")
+        tot = [0, 0, 0]
+        for grp, g in sr.groupby("grp", sort=False):
+            st = [status.get(r) for r in g["run_id"]]
+            d, f = st.count("done"), st.count("failed")
+            p = len(st) - d - f
+            tot = [tot[0] + d, tot[1] + p, tot[2] + f]
+            lines.append(f"  {grp:<{width}}{d:>6}{p:>9}{f:>8}")
+        lines.append(f"  {'total':<{width}}{tot[0]:>6}{tot[1]:>9}{tot[2]:>8}")
+    return "\n".join(lines)
+
+
+def export_store(store: ResultsStore, out_dir: Path, *, fmt: str = "csv") -> list[Path]:
+    """Tidy tables of a store: results, predictions, runs and every aggregate."""
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    frames: dict[str, pd.DataFrame] = {
+        "results": store.results_frame().loc[:, list(RESULT_COLUMNS)],
+        "predictions": store.predictions_frame().loc[:, list(PREDICTION_COLUMNS)],
+        "runs": store.runs_frame(status=None),
+    }
+    tabs = study_tables(store)
+    for name in ("metrics", "fairness", "cost_of_privacy", "disparity_amplification", "mitigation_effects"):
+        if name in tabs:
+            frames[f"aggregate_{name}"] = tabs[name]
+    paths = []
+    for name, df in frames.items():
+        if fmt == "csv":
+            p = out_dir / f"{name}.csv"
+            df.to_csv(p, index=False, float_format="%.17g")
+        else:
+            try:
+                import pyarrow  # noqa: F401
+            except ImportError:
+                raise StoreError(
+                    "parquet export needs pyarrow: pip install 'imbalanced-dp[parquet]' "
+                    "(or use --format csv)"
+                ) from None
+            p = out_dir / f"{name}.parquet"
+            df.to_parquet(p, index=False)
+        paths.append(p)
+    return paths
+
+
+def write_report(store: ResultsStore, out_dir: Path, *, run_ids=None, title: str = "imbalanced-dp report") -> Path:
+    """Tables, figures and report.html for a store (or some of its runs)."""
+    from .reports import build_report
+
+    return build_report(store, Path(out_dir), run_ids=run_ids, title=title)

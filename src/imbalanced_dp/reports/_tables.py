@@ -1,0 +1,154 @@
+"""The study's tables from the aggregates: Table 3 (non-private) and Table 4 (DP per ε).
+
+Cells are ``mean ± CI half-width``. Builders return DataFrames of numbers (and a parallel
+frame of cell text); formatters render Markdown, LaTeX (booktabs), CSV and plain text.
+"""
+
+from __future__ import annotations
+
+import math
+
+import pandas as pd
+
+from ..metrics import METRICS
+from ..studies._aggregate import fraction_order, privacy_order
+
+CLASS_ORDER = ("0", "1", "avg/total")
+
+
+def _cell(mean: float, hw: float, digits: int = 3) -> str:
+    if mean is None or (isinstance(mean, float) and math.isnan(mean)):
+        return "–"
+    if hw is None or (isinstance(hw, float) and math.isnan(hw)):
+        return f"{mean:.{digits}f}"
+    return f"{mean:.{digits}f} ± {hw:.{digits}f}"
+
+
+def metric_table(
+    agg: pd.DataFrame,
+    *,
+    privacy: list[str],
+    fraction: str = "natural",
+    mitigation: str = "none",
+    class_names: dict[str, tuple[str, str]] | None = None,
+) -> pd.DataFrame:
+    """Rows ``dataset, privacy, class``; for each metric the columns ``<m>`` (mean) and
+    ``<m>_hw`` (CI half-width), plus ``n`` (seeds)."""
+    a = agg[
+        (agg["fraction"] == fraction)
+        & (agg["mitigation"] == mitigation)
+        & (agg["privacy"].isin(privacy))
+        & (agg["metric"].isin(METRICS))
+    ]
+    rows = []
+    for ds in dict.fromkeys(a["dataset"]):
+        for pr in [p for p in privacy_order(a["privacy"]) if p in privacy]:
+            for cls in CLASS_ORDER:
+                g = a[(a["dataset"] == ds) & (a["privacy"] == pr) & (a["class"] == cls)]
+                if g.empty:
+                    continue
+                g = g.set_index("metric")
+                label = cls
+                if class_names and ds in class_names and cls != "avg/total":
+                    label = f"{cls} ({class_names[ds][int(cls)]})"
+                row = {"dataset": ds, "privacy": pr, "class": label}
+                for m in METRICS:
+                    row[m] = float(g.loc[m, "mean"])
+                    row[f"{m}_hw"] = float(g.loc[m, "half_width"])
+                row["n"] = int(g["n"].max())
+                rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def table3(agg: pd.DataFrame, **kw) -> pd.DataFrame:
+    """Table 3 of the study: the non-private models, per dataset and class."""
+    return metric_table(agg, privacy=["none"], **kw)
+
+
+def table4(agg: pd.DataFrame, **kw) -> pd.DataFrame:
+    """Table 4 of the study: DP-SGD per dataset, ε (largest first) and class."""
+    eps = [p for p in privacy_order(agg["privacy"]) if p != "none"]
+    return metric_table(agg, privacy=eps, **kw)
+
+
+def cells(table: pd.DataFrame, digits: int = 3) -> pd.DataFrame:
+    """The table with ``mean ± half-width`` text cells."""
+    out = table[["dataset", "privacy", "class"]].copy()
+    out["privacy"] = ["none" if p == "none" else f"ε = {p}" for p in out["privacy"]]
+    for m in METRICS:
+        out[m] = [_cell(a, b, digits) for a, b in zip(table[m], table[f"{m}_hw"])]
+    return out
+
+
+def to_text(table: pd.DataFrame, digits: int = 3) -> str:
+    """Aligned plain text, one block per dataset (and ε)."""
+    if table.empty:
+        return "(no results)"
+    c = cells(table, digits)
+    width = max(len(str(x)) for x in c["class"]) + 2
+    cw = max(len(x) for m in METRICS for x in c[m]) + 2
+    lines = []
+    for (ds, pr), g in c.groupby(["dataset", "privacy"], sort=False):
+        lines.append(f"{ds} — {pr}")
+        lines.append(" " * width + "".join(f"{m:>{cw}}" for m in METRICS))
+        for _, r in g.iterrows():
+            lines.append(f"{r['class']:<{width}}" + "".join(f"{r[m]:>{cw}}" for m in METRICS))
+        lines.append("")
+    return "\n".join(lines).rstrip()
+
+
+def to_markdown(table: pd.DataFrame, digits: int = 3) -> str:
+    c = cells(table, digits)
+    head = "| dataset | privacy | class | " + " | ".join(METRICS) + " |"
+    sep = "|---|---|---|" + "---:|" * len(METRICS)
+    body = [
+        "| " + " | ".join(str(r[k]) for k in ["dataset", "privacy", "class", *METRICS]) + " |"
+        for _, r in c.iterrows()
+    ]
+    return "\n".join([head, sep, *body])
+
+
+def to_latex(table: pd.DataFrame, *, caption: str = "", label: str = "", digits: int = 3) -> str:
+    """A booktabs table; ± cells in math mode."""
+
+    def esc(s: str) -> str:
+        return (
+            str(s)
+            .replace("\\", "\\textbackslash{}")
+            .replace("_", "\\_")
+            .replace("&", "\\&")
+            .replace("%", "\\%")
+            .replace("ε", "$\\varepsilon$")
+        )
+
+    c = cells(table, digits)
+    lines = [
+        "\\begin{table}[ht]",
+        "\\centering",
+        "\\begin{tabular}{lll" + "r" * len(METRICS) + "}",
+        "\\toprule",
+        "dataset & privacy & class & " + " & ".join(METRICS) + " \\\\",
+        "\\midrule",
+    ]
+    prev = None
+    for _, r in c.iterrows():
+        key = (r["dataset"], r["privacy"])
+        if prev is not None and key != prev:
+            lines.append("\\midrule")
+        prev = key
+        pm = "\\pm"
+        vals = ["$" + v.replace("±", pm) + "$" if "±" in v else v for v in (r[m] for m in METRICS)]
+        lines.append(
+            " & ".join([esc(r["dataset"]), esc(r["privacy"]), esc(r["class"]), *vals]) + " \\\\"
+        )
+    lines += ["\\bottomrule", "\\end{tabular}"]
+    if caption:
+        lines.append(f"\\caption{{{esc(caption)}}}")
+    if label:
+        lines.append(f"\\label{{{label}}}")
+    lines.append("\\end{table}")
+    return "\n".join(lines)
+
+
+def ordered_fractions(agg: pd.DataFrame) -> list[str]:
+    return fraction_order(agg["fraction"])

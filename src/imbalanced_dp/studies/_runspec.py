@@ -1,0 +1,154 @@
+"""Run specifications: everything that determines one run's result, and its ``run_id``."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+from dataclasses import asdict, dataclass, field, replace
+from functools import lru_cache
+
+from ..data import Dataset, load_csv, load_dataset
+from ..exceptions import ParameterError
+from ..models import architecture, hidden_for, lr_for
+from ..privacy import check_accountant, check_epsilon
+
+#: Bumped whenever a change of the code changes results for the same spec; part of run_id.
+RESULTS_VERSION = 1
+
+
+@dataclass(frozen=True)
+class DatasetRef:
+    """A registered dataset by ``name``, or a user's ``csv`` table with its ``target``
+    column and optional ``positive`` value."""
+
+    name: str | None = None
+    csv: str | None = None
+    target: str | None = None
+    positive: str | None = None
+
+    def __post_init__(self) -> None:
+        if (self.name is None) == (self.csv is None):
+            raise ParameterError("give either a dataset name or a CSV path (with its target)")
+        if self.csv is not None and not self.target:
+            raise ParameterError(f"the CSV table {self.csv} needs a target column (--target)")
+
+    def load(self, test_fraction: float = 0.2) -> Dataset:
+        return _load(self, test_fraction)
+
+    @property
+    def label(self) -> str:
+        if self.name is not None:
+            return self.name
+        from pathlib import Path
+
+        return Path(self.csv or "").stem
+
+    def to_dict(self) -> dict:
+        return {k: v for k, v in asdict(self).items() if v is not None}
+
+    @classmethod
+    def from_dict(cls, d: dict) -> DatasetRef:
+        return cls(**d)
+
+
+@lru_cache(maxsize=32)
+def _load(ref: DatasetRef, test_fraction: float) -> Dataset:
+    if ref.name is not None:
+        return load_dataset(ref.name)
+    return load_csv(ref.csv, ref.target, positive=ref.positive, test_fraction=test_fraction)
+
+
+@dataclass(frozen=True)
+class RunSpec:
+    """One run of a study. ``epsilon`` is ``None`` for a non-private run; ``lr`` and
+    ``layers`` (hidden sizes) default to the dataset's preset; ``minority_fraction`` is
+    ``None`` for the natural class balance."""
+
+    dataset: DatasetRef
+    seed: int
+    epsilon: float | None
+    delta: float = 1e-4
+    epochs: int = 500
+    batch_size: int = 64
+    lr: float | None = None
+    clip: float = 1.0
+    layers: tuple[int, ...] | None = None
+    accountant: str = "prv"
+    engine: str = "fast"
+    test_fraction: float = 0.2
+    minority_fraction: float | None = None
+    imbalance_method: str = "subsample_minority"
+    mitigation: str = "none"
+    mitigation_params: tuple[tuple[str, object], ...] = field(default_factory=tuple)
+
+    def __post_init__(self) -> None:
+        if self.epsilon is not None:
+            check_epsilon(self.epsilon)
+        check_accountant(self.accountant)
+        if not 0 < self.delta < 1:
+            raise ParameterError(f"delta must be in (0, 1); got {self.delta}")
+        if self.epochs < 1:
+            raise ParameterError(f"epochs must be at least 1; got {self.epochs}")
+        if self.batch_size < 1:
+            raise ParameterError(f"batch size must be at least 1; got {self.batch_size}")
+        if self.lr is not None and not (self.lr > 0 and math.isfinite(self.lr)):
+            raise ParameterError(f"learning rate must be a positive number; got {self.lr}")
+        if not self.clip > 0:
+            raise ParameterError(f"clip bound C must be positive; got {self.clip}")
+        if not 0 < self.test_fraction < 1:
+            raise ParameterError(f"test fraction must be in (0, 1); got {self.test_fraction}")
+        if self.seed < 0:
+            raise ParameterError(f"seed must be a non-negative integer; got {self.seed}")
+
+    @property
+    def private(self) -> bool:
+        return self.epsilon is not None
+
+    @property
+    def privacy(self) -> str:
+        return "dp" if self.private else "none"
+
+    def resolve(self) -> RunSpec:
+        """Fill the preset learning rate and layers of the dataset."""
+        name = self.dataset.name or ""
+        return replace(
+            self,
+            lr=self.lr if self.lr is not None else lr_for(name),
+            layers=tuple(self.layers) if self.layers is not None else hidden_for(name),
+        )
+
+    def arch(self, n_features: int):
+        return architecture(n_features, self.resolve().layers or ())
+
+    def to_dict(self) -> dict:
+        d = asdict(self)
+        d["dataset"] = self.dataset.to_dict()
+        d["layers"] = list(self.layers) if self.layers is not None else None
+        d["mitigation_params"] = dict(self.mitigation_params)
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict) -> RunSpec:
+        d = dict(d)
+        d["dataset"] = DatasetRef.from_dict(d["dataset"])
+        if d.get("layers") is not None:
+            d["layers"] = tuple(d["layers"])
+        d["mitigation_params"] = tuple(sorted((d.get("mitigation_params") or {}).items()))
+        return cls(**d)
+
+    def run_id(self, fingerprint: str) -> str:
+        """Stable hash of the resolved spec, the data's content and the results version.
+
+        What does not change the result is left out: a CSV's path (its content is in the
+        fingerprint) and a non-private run's delta and accountant."""
+        d = self.resolve().to_dict()
+        d["dataset"] = {k: v for k, v in d["dataset"].items() if k != "csv"}
+        if not self.private:
+            d["delta"] = None
+            d["accountant"] = None
+            d["clip"] = None
+        payload = json.dumps(
+            {"spec": d, "data": fingerprint, "v": RESULTS_VERSION}, sort_keys=True, default=str
+        )
+        return hashlib.sha256(payload.encode()).hexdigest()[:20]

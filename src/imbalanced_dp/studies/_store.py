@@ -1,0 +1,392 @@
+"""The results store: one SQLite file (WAL), written by the driver only.
+
+Each finished batch is written in one transaction, so a store killed at any moment holds
+whole runs only; a rerun skips the runs already ``done`` (by ``run_id``) and retries failed
+ones.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import sqlite3
+import time
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from ..exceptions import StoreError
+from ..metrics import METRICS
+from ._execute import RunResult
+
+SCHEMA_VERSION = 1
+DEFAULT_STORE = Path("imbalanced-dp-results") / "results.sqlite"
+
+#: The tidy result columns of ARCHITECTURE.md (results.csv and the class_metrics view).
+RESULT_COLUMNS: tuple[str, ...] = (
+    "run_id",
+    "dataset",
+    "minority_fraction",
+    "privacy",
+    "epsilon_target",
+    "epsilon_spent",
+    "delta",
+    "noise_multiplier",
+    "sample_rate",
+    "steps",
+    "accountant",
+    "engine",
+    "mitigation",
+    "seed",
+    "epochs",
+    "batch_size",
+    "lr",
+    "clip",
+    "class",
+    "pre",
+    "rec",
+    "spe",
+    "f1",
+    "geo",
+    "iba",
+    "sup",
+    "accuracy",
+    "balanced_accuracy",
+)
+PREDICTION_COLUMNS: tuple[str, ...] = ("run_id", "row", "y_true", "y_pred", "p_positive")
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS runs (
+    run_id TEXT PRIMARY KEY,
+    dataset TEXT NOT NULL,
+    minority_fraction REAL,
+    minority_fraction_target REAL,
+    imbalance_method TEXT,
+    privacy TEXT NOT NULL,
+    epsilon_target REAL,
+    epsilon_spent REAL,
+    delta REAL,
+    noise_multiplier REAL,
+    sample_rate REAL,
+    steps INTEGER,
+    accountant TEXT,
+    engine TEXT NOT NULL,
+    mitigation TEXT NOT NULL,
+    seed INTEGER NOT NULL,
+    epochs INTEGER,
+    batch_size INTEGER,
+    lr REAL,
+    clip REAL,
+    layers TEXT,
+    test_fraction REAL,
+    n_train INTEGER,
+    train_count_0 INTEGER,
+    train_count_1 INTEGER,
+    test_count_0 INTEGER,
+    test_count_1 INTEGER,
+    accuracy REAL,
+    balanced_accuracy REAL,
+    status TEXT NOT NULL,
+    error TEXT,
+    seconds REAL,
+    spec_json TEXT NOT NULL,
+    ledger_json TEXT,
+    stats_json TEXT,
+    versions_json TEXT,
+    batch_id TEXT,
+    finished_at REAL
+);
+CREATE TABLE IF NOT EXISTS class_metrics (
+    run_id TEXT NOT NULL REFERENCES runs(run_id),
+    class TEXT NOT NULL,
+    pre REAL, rec REAL, spe REAL, f1 REAL, geo REAL, iba REAL, sup INTEGER,
+    PRIMARY KEY (run_id, class)
+);
+CREATE TABLE IF NOT EXISTS predictions (
+    run_id TEXT NOT NULL REFERENCES runs(run_id),
+    row INTEGER NOT NULL,
+    y_true INTEGER NOT NULL,
+    y_pred INTEGER NOT NULL,
+    p_positive REAL NOT NULL,
+    PRIMARY KEY (run_id, row)
+);
+CREATE TABLE IF NOT EXISTS calibrations (
+    accountant TEXT NOT NULL,
+    epsilon REAL NOT NULL,
+    delta REAL NOT NULL,
+    sample_rate REAL NOT NULL,
+    steps INTEGER NOT NULL,
+    sigma REAL NOT NULL,
+    epsilon_spent REAL NOT NULL,
+    accountant_version TEXT NOT NULL,
+    PRIMARY KEY (accountant, epsilon, delta, sample_rate, steps, accountant_version)
+);
+CREATE TABLE IF NOT EXISTS studies (
+    name TEXT PRIMARY KEY,
+    spec_json TEXT NOT NULL,
+    updated_at REAL NOT NULL
+);
+CREATE TABLE IF NOT EXISTS study_runs (
+    study TEXT NOT NULL,
+    run_id TEXT NOT NULL,
+    grp TEXT NOT NULL,
+    PRIMARY KEY (study, run_id)
+);
+CREATE TABLE IF NOT EXISTS extras (
+    run_id TEXT NOT NULL,
+    kind TEXT NOT NULL,
+    payload TEXT NOT NULL,
+    PRIMARY KEY (run_id, kind)
+);
+CREATE INDEX IF NOT EXISTS runs_status ON runs(status);
+"""
+
+
+def _num(v):
+    if v is None:
+        return None
+    if isinstance(v, float) and math.isnan(v):
+        return None
+    return v
+
+
+class ResultsStore:
+    """A results store at ``path`` (created with its folder if missing).
+
+    Examples
+    --------
+    >>> import tempfile, pathlib
+    >>> from imbalanced_dp import ResultsStore
+    >>> store = ResultsStore(pathlib.Path(tempfile.mkdtemp()) / "r.sqlite")
+    >>> store.done_ids()
+    set()
+    """
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+        if self.path.exists() and self.path.is_dir():
+            raise StoreError(f"{self.path} is a directory, not a results store file")
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            self._con = sqlite3.connect(self.path, isolation_level=None, timeout=60)
+            self._con.execute("PRAGMA journal_mode=WAL")
+            self._con.execute("PRAGMA synchronous=NORMAL")
+            self._con.execute("PRAGMA foreign_keys=ON")
+            self._con.executescript(_SCHEMA)
+        except sqlite3.DatabaseError as exc:
+            raise StoreError(f"{self.path} is not an imbalanced-dp results store ({exc})") from None
+        row = self._con.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()
+        if row is None:
+            self._con.execute(
+                "INSERT INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),)
+            )
+        elif int(row[0]) != SCHEMA_VERSION:
+            raise StoreError(
+                f"{self.path} has schema version {row[0]}; this imbalanced-dp reads "
+                f"version {SCHEMA_VERSION}"
+            )
+
+    def close(self) -> None:
+        self._con.close()
+
+    def __enter__(self) -> ResultsStore:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    # ------------------------------------------------------------------ writing
+
+    def record_study(self, name: str, spec: dict, runs: Iterable[tuple[str, str]]) -> None:
+        """Remember a study's spec and which runs (with their group label) belong to it."""
+        with self._transaction():
+            self._con.execute(
+                "INSERT OR REPLACE INTO studies VALUES (?, ?, ?)",
+                (name, json.dumps(spec, sort_keys=True, default=str), time.time()),
+            )
+            self._con.executemany(
+                "INSERT OR REPLACE INTO study_runs VALUES (?, ?, ?)",
+                [(name, rid, grp) for rid, grp in runs],
+            )
+
+    def write_results(self, results: Sequence[RunResult], *, batch_id: str = "") -> None:
+        """Write a finished batch in one transaction."""
+        now = time.time()
+        with self._transaction():
+            for r in results:
+                self._delete_run(r.run_id)
+                self._con.execute(
+                    f"INSERT INTO runs VALUES ({','.join('?' * 38)})",
+                    self._run_row(r, batch_id, now),
+                )
+                if r.status != "done":
+                    continue
+                self._con.executemany(
+                    "INSERT INTO class_metrics VALUES (?,?,?,?,?,?,?,?,?)",
+                    [
+                        (r.run_id, m["class"], *[_num(m[c]) for c in METRICS], int(m["sup"]))
+                        for m in r.metrics
+                    ],
+                )
+                p = r.predictions or {}
+                self._con.executemany(
+                    "INSERT INTO predictions VALUES (?,?,?,?,?)",
+                    zip(
+                        [r.run_id] * len(p.get("row", [])),
+                        np.asarray(p.get("row", []), dtype=np.int64).tolist(),
+                        np.asarray(p.get("y_true", []), dtype=np.int64).tolist(),
+                        np.asarray(p.get("y_pred", []), dtype=np.int64).tolist(),
+                        np.asarray(p.get("p_positive", []), dtype=np.float64).tolist(),
+                    ),
+                )
+
+    def write_extra(self, run_id: str, kind: str, payload: dict) -> None:
+        with self._transaction():
+            self._con.execute(
+                "INSERT OR REPLACE INTO extras VALUES (?, ?, ?)",
+                (run_id, kind, json.dumps(payload, default=float)),
+            )
+
+    def _delete_run(self, run_id: str) -> None:
+        for table in ("class_metrics", "predictions", "runs"):
+            self._con.execute(f"DELETE FROM {table} WHERE run_id = ?", (run_id,))
+
+    @staticmethod
+    def _run_row(r: RunResult, batch_id: str, now: float) -> tuple:
+        s = r.spec.resolve()
+        led = r.ledger
+        dp = s.private
+        d = r.data
+        return (
+            r.run_id,
+            s.dataset.label,
+            _num(d.get("minority_fraction")),
+            s.minority_fraction,
+            s.imbalance_method,
+            s.privacy,
+            s.epsilon if dp else None,
+            _num(led.epsilon_spent) if (led and dp) else None,
+            s.delta if dp else None,
+            _num(led.noise_multiplier) if (led and dp) else None,
+            _num(led.sample_rate) if (led and dp) else None,
+            led.steps if led else None,
+            s.accountant if dp else None,
+            s.engine,
+            s.mitigation,
+            s.seed,
+            s.epochs,
+            s.batch_size,
+            s.lr,
+            s.clip if dp else None,
+            ",".join(str(x) for x in (s.layers or ())),
+            s.test_fraction,
+            d.get("n_train"),
+            d.get("train_count_0"),
+            d.get("train_count_1"),
+            d.get("test_count_0"),
+            d.get("test_count_1"),
+            _num(r.scores.get("accuracy")),
+            _num(r.scores.get("balanced_accuracy")),
+            r.status,
+            r.error,
+            _num(r.seconds),
+            json.dumps(r.spec.to_dict(), sort_keys=True, default=str),
+            json.dumps(led.to_dict(), default=float) if led else None,
+            json.dumps(r.stats, default=float),
+            json.dumps(r.versions, sort_keys=True),
+            batch_id,
+            now,
+        )
+
+    def _transaction(self):
+        con = self._con
+
+        class _Tx:
+            def __enter__(self_inner):
+                con.execute("BEGIN IMMEDIATE")
+
+            def __exit__(self_inner, exc_type, exc, tb):
+                if exc_type is None:
+                    con.execute("COMMIT")
+                else:
+                    con.execute("ROLLBACK")
+                return False
+
+        return _Tx()
+
+    # ------------------------------------------------------------------ calibrations
+
+    def get_calibration(self, key: tuple, version: str) -> float | None:
+        acc, eps, delta, q, steps = key
+        row = self._con.execute(
+            "SELECT sigma FROM calibrations WHERE accountant=? AND epsilon=? AND delta=? "
+            "AND sample_rate=? AND steps=? AND accountant_version=?",
+            (acc, eps, delta, q, steps, version),
+        ).fetchone()
+        return None if row is None else float(row[0])
+
+    def put_calibration(self, key: tuple, sigma: float, eps_spent: float, version: str) -> None:
+        acc, eps, delta, q, steps = key
+        with self._transaction():
+            self._con.execute(
+                "INSERT OR REPLACE INTO calibrations VALUES (?,?,?,?,?,?,?,?)",
+                (acc, eps, delta, q, steps, sigma, eps_spent, version),
+            )
+
+    # ------------------------------------------------------------------ reading
+
+    def done_ids(self) -> set[str]:
+        return {r[0] for r in self._con.execute("SELECT run_id FROM runs WHERE status='done'")}
+
+    def status_counts(self) -> dict[str, int]:
+        return dict(self._con.execute("SELECT status, COUNT(*) FROM runs GROUP BY status"))
+
+    def query(self, sql: str, params: tuple = ()) -> pd.DataFrame:
+        return pd.read_sql_query(sql, self._con, params=params)
+
+    def runs_frame(self, *, status: str | None = "done") -> pd.DataFrame:
+        sql = "SELECT * FROM runs"
+        if status is not None:
+            sql += " WHERE status = ?"
+            return self.query(sql + " ORDER BY rowid", (status,))
+        return self.query(sql + " ORDER BY rowid")
+
+    def results_frame(self, run_ids: Sequence[str] | None = None) -> pd.DataFrame:
+        """One row per done run × class with exactly :data:`RESULT_COLUMNS`."""
+        cols = ", ".join(
+            f"m.{c}" if c in ("class", *METRICS, "sup") else f"r.{c}" for c in RESULT_COLUMNS
+        ).replace("m.class", 'm."class"')
+        df = self.query(
+            f"SELECT {cols} FROM runs r JOIN class_metrics m ON m.run_id = r.run_id "
+            "WHERE r.status = 'done' ORDER BY r.rowid, "
+            "CASE m.\"class\" WHEN 'avg/total' THEN 1 ELSE 0 END, m.\"class\""
+        )
+        if run_ids is not None:
+            df = df[df["run_id"].isin(set(run_ids))]
+        return df.reset_index(drop=True)
+
+    def predictions_frame(self, run_ids: Sequence[str] | None = None) -> pd.DataFrame:
+        df = self.query(
+            "SELECT p.run_id, p.row, p.y_true, p.y_pred, p.p_positive FROM predictions p "
+            "JOIN runs r ON r.run_id = p.run_id WHERE r.status = 'done' "
+            "ORDER BY r.rowid, p.row"
+        )
+        if run_ids is not None:
+            df = df[df["run_id"].isin(set(run_ids))]
+        return df.reset_index(drop=True)
+
+    def study_runs(self, study: str | None = None) -> pd.DataFrame:
+        if study is None:
+            return self.query("SELECT * FROM study_runs")
+        return self.query("SELECT * FROM study_runs WHERE study = ?", (study,))
+
+    def studies(self) -> pd.DataFrame:
+        return self.query("SELECT * FROM studies ORDER BY updated_at")
+
+    def extras(self, kind: str) -> pd.DataFrame:
+        df = self.query("SELECT run_id, payload FROM extras WHERE kind = ?", (kind,))
+        df["payload"] = df["payload"].map(json.loads)
+        return df
