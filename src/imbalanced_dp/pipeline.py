@@ -149,6 +149,7 @@ def run_study(
     backend: str = "local",
     address: str | None = None,
     workers: int | None = None,
+    max_batch: int = 40,
     report_dir: Path | None = None,
     report: bool = True,
     quiet: bool = False,
@@ -173,6 +174,7 @@ def run_study(
             address=address,
             workers=workers,
             quiet=quiet,
+            max_batch=max_batch,
         )
     except StudyInterrupted:
         cmd = " ".join(shlex.quote(a) for a in (argv or ["imbalanced-dp", "study", "run", "..."]))

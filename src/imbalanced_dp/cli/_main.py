@@ -61,6 +61,17 @@ def _dataset_ref(dataset, csv_path, target, positive):
     return DatasetRef(csv=str(csv_path), target=target, positive=positive)
 
 
+def _check_out_dir(out_dir: Path) -> None:
+    """Refuse an output folder that cannot be created because a file is in its way."""
+    for parent in (out_dir, *out_dir.parents):
+        if parent.exists():
+            if not parent.is_dir():
+                raise ParameterError(
+                    f"--out {out_dir}: {parent} is a file, not a folder; choose another --out"
+                )
+            return
+
+
 def _layers(text):
     if text is None:
         return None
@@ -182,6 +193,7 @@ def reproduce(seeds, epochs, engine, accountant, out_dir, workers, no_report, qu
         raise ParameterError(f"--seeds must be at least 1; got {seeds}")
     if epochs < 1:
         raise ParameterError(f"--epochs must be at least 1; got {epochs}")
+    _check_out_dir(out_dir)
     do_reproduce(
         seeds=seeds, epochs=epochs, engine=engine, accountant=accountant, out_dir=out_dir,
         workers=workers, report=not no_report, quiet=quiet, echo=click.echo,
@@ -204,11 +216,12 @@ def study() -> None:
 @click.option("--backend", type=click.Choice(["local", "ray"]), default="local", show_default=True)
 @click.option("--address", default=None, metavar="ADDR", help="Ray cluster address (default: start a local Ray instance).")
 @click.option("--workers", type=int, default=None, metavar="N", help="Worker processes / Ray CPUs (default: all cores).")
+@click.option("--max-batch", type=int, default=40, show_default=True, metavar="K", help="Most runs per engine batch (smaller batches lose less work to a crash).")
 @click.option("--report-dir", type=click.Path(file_okay=False, path_type=Path), default=None, help="Where to write the report (default: next to the store).")
 @click.option("--no-report", is_flag=True, help="Skip the report.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress output.")
 def study_run(spec_file, preset, dataset, csv_path, target, positive, store, backend, address,
-              workers, report_dir, no_report, quiet) -> None:
+              workers, max_batch, report_dir, no_report, quiet) -> None:
     """Run a study: SPEC.toml, --preset NAME, or a default grid on --csv/--dataset.
 
     \b
@@ -221,6 +234,8 @@ def study_run(spec_file, preset, dataset, csv_path, target, positive, store, bac
     from ..studies import preset as get_preset
     from ..studies._spec import StudySpec
 
+    if max_batch < 1:
+        raise ParameterError(f"--max-batch must be at least 1; got {max_batch}")
     given = sum(x is not None and x is not False for x in (spec_file, preset)) + bool(dataset or csv_path)
     if given != 1:
         raise ParameterError("give exactly one of SPEC.toml, --preset NAME or --dataset/--csv")
@@ -233,7 +248,7 @@ def study_run(spec_file, preset, dataset, csv_path, target, positive, store, bac
         spec = StudySpec(name=f"default-{ref.label}", datasets=[ref])
     ok = run_study(
         spec, store_path=store, backend=backend, address=address, workers=workers,
-        report_dir=report_dir, report=not no_report, quiet=quiet, echo=click.echo,
+        max_batch=max_batch, report_dir=report_dir, report=not no_report, quiet=quiet, echo=click.echo,
         argv=sys.argv,
     )
     if not ok:
@@ -293,6 +308,16 @@ def main(argv: list[str] | None = None) -> int:
     except click.exceptions.Abort:
         _echo_err(f"{PROG}: interrupted")
         code = 130
+    except click.exceptions.NoArgsIsHelpError as exc:
+        exc.show()  # a bare group prints its help
+        code = exc.exit_code
+    except click.UsageError as exc:
+        # One line, like every other bad input (ARCHITECTURE.md), instead of click's usage
+        # block.
+        where = exc.ctx.command_path if exc.ctx is not None else PROG
+        msg = " ".join(exc.format_message().split())
+        _echo_err(f"{PROG}: error: {msg} (see '{where} --help')")
+        code = exc.exit_code
     except click.ClickException as exc:
         exc.show()
         code = exc.exit_code

@@ -280,6 +280,20 @@ def forward_backward(X, y, w, idx, B, sizes, params, w_off, b_off, a_off, A, D, 
             res[b] += nd[b] * na[b]
 
 
+@njit(cache=True)
+def drop_nonfinite(B, sizes, a_off, A, D, nmax, sq):
+    """Zero the activations and errors of examples whose gradient norm is not finite, so
+    that ``0 * inf`` cannot turn the clipped sum into NaN: they never reach the sum."""
+    L = sizes.shape[0] - 1
+    for b in range(B):
+        if math.isfinite(sq[b]):
+            continue
+        for layer in range(L + 1):
+            for j in range(sizes[layer]):
+                A[a_off[layer] + j * nmax + b] = 0.0
+                D[a_off[layer] + j * nmax + b] = 0.0
+
+
 @njit(cache=True, fastmath={"reassoc", "contract"})
 def accumulate(B, sizes, w_off, b_off, a_off, A, D, nmax, factor, grad, tmp):
     """``grad = sum_b factor[b] * g_b`` from the stored activations and errors."""
@@ -466,6 +480,7 @@ def train_one(X, y, w, sizes, params_out, fs, ints, stats_out):
             z0, z1 = normal_pair(k0, k1, STREAM_AUX, t, 0)
             zthr = zthr * math.exp(-fs[S_AUX_B] + (above + aux_sigma * z0) / exp_batch)
         if B > 0:
+            drop_nonfinite(B, sizes, a_off, A, D, nmax, sq)
             accumulate(B, sizes, w_off, b_off, a_off, A, D, nmax, factor, grad, tmp)
         else:
             for p in range(P):
@@ -574,4 +589,5 @@ def clipped_sum(X, y, w, idx, B, sizes, params, clip0, clip1, out_grad, out_norm
             factor[b] = c / nrm
         else:
             factor[b] = 1.0
+    drop_nonfinite(B, sizes, a_off, A, D, nmax, sq)
     accumulate(B, sizes, w_off, b_off, a_off, A, D, nmax, factor, out_grad, tmp)

@@ -60,11 +60,14 @@ def epsilon_spent(
 
 @lru_cache(maxsize=4096)
 def _epsilon(sigma: float, q: float, steps: int, delta: float, accountant: str) -> float:
+    import numpy as np
     from opacus.accountants import create_accountant
 
     acc = create_accountant(mechanism=check_accountant(accountant))
     acc.history = [(sigma, q, steps)]
-    with warnings.catch_warnings():
+    # At q = 1 (one batch per epoch) the PRV accountant takes log(1 - q) = log(0); its
+    # epsilon is still finite and valid (checked against dp-accounting's PLD in the tests).
+    with warnings.catch_warnings(), np.errstate(divide="ignore"):
         warnings.filterwarnings("ignore", message="Optimal order is the")
         eps = float(acc.get_epsilon(delta=delta))
     if not math.isfinite(eps):
@@ -148,19 +151,24 @@ def _calibrate(
             )
         e_lo = eps(lo)
     # Invariant: e_lo > target >= e_hi and lo < hi. Secant steps on log(eps) against
-    # log(sigma), aimed at the middle of the accepted window and kept at least a tenth of the
-    # bracket away from its ends, so the bracket shrinks every step.
+    # log(sigma) through the two latest evaluations, aimed at the middle of the accepted
+    # window and kept at least a tenth of the bracket away from its ends, so the bracket
+    # shrinks every step and the search cannot stall.
     aim = math.log(target - tol / 2)
+    p0, p1 = (math.log(lo), math.log(e_lo)), (math.log(hi), math.log(e_hi))
     for _ in range(200):
         if target - e_hi <= tol or hi - lo <= 1e-12 * hi:
             break
-        x0, x1 = math.log(lo), math.log(hi)
-        y0, y1 = math.log(e_lo) - aim, math.log(e_hi) - aim
-        x = x1 - y1 * (x1 - x0) / (y1 - y0) if y1 != y0 else 0.5 * (x0 + x1)
-        w = x1 - x0
-        x = min(max(x, x0 + 0.1 * w), x1 - 0.1 * w)
+        (x0, y0), (x1, y1) = p0, p1
+        x = x1 + (aim - y1) * (x1 - x0) / (y1 - y0) if y1 != y0 else math.nan
+        a, b = math.log(lo), math.log(hi)
+        w = b - a
+        if not math.isfinite(x):
+            x = 0.5 * (a + b)
+        x = min(max(x, a + 0.1 * w), b - 0.1 * w)
         s = math.exp(x)
         e = eps(s)
+        p0, p1 = p1, (x, math.log(e))
         if e <= target:
             hi, e_hi = s, e
         else:
