@@ -181,14 +181,18 @@ def test_rerun_skips_stored_runs(tmp_path):
 
 def test_a_failing_batch_is_recorded_and_the_sweep_goes_on(tmp_path):
     store = ResultsStore(tmp_path / "s.sqlite")
+    # the Opacus engine implements plain DP-SGD only: this batch fails when it trains
     specs = _tiny(seeds=1) + [
-        RunSpec(DatasetRef(name="pima"), seed=0, epsilon=2.0, epochs=3, mitigation="no-such")
+        RunSpec(DatasetRef(name="pima"), seed=0, epsilon=2.0, epochs=3, engine="opacus",
+                mitigation="dpsgd_f")
     ]
     out = run_runs(specs, store, workers=1, quiet=True)
     assert out.done == 2 and out.failed == 1
-    assert "no-such" in out.failures[0]
+    assert "dpsgd_f" in out.failures[0] or "DPSGD-F" in out.failures[0]
     failed = store.runs_frame(status="failed")
-    assert len(failed) == 1 and "mitigation" in failed["error"].iloc[0]
+    assert len(failed) == 1 and "fast" in failed["error"].iloc[0]
+    again = run_runs(specs, store, workers=1, quiet=True)  # failed runs are retried
+    assert (again.skipped, again.failed) == (2, 1)
 
 
 def _consistent(path: Path) -> tuple[int, int]:

@@ -118,6 +118,9 @@ class PreparedSplit:
     minority_fraction_target: float | None
     scaler_mean: np.ndarray
     scaler_scale: np.ndarray
+    X_hold: np.ndarray | None = None
+    y_hold: np.ndarray | None = None
+    hold_rows: np.ndarray | None = None
 
     @property
     def n_train(self) -> int:
@@ -154,9 +157,13 @@ def prepare_split(
     test_fraction: float = 0.2,
     minority_fraction: float | None = None,
     imbalance_method: str = "subsample_minority",
+    holdout: float = 0.0,
 ) -> PreparedSplit:
     """Split ``dataset`` for ``seed``, optionally make the training split more imbalanced,
     and standardise features with statistics of the training split.
+
+    ``holdout`` > 0 keeps that share of the training rows (stratified) out of training, for
+    choosing a decision threshold; they are scaled like the rest but never trained on.
 
     Examples
     --------
@@ -177,10 +184,25 @@ def prepare_split(
             seed=seed,
             method=imbalance_method,
         )
+    hold = None
+    if holdout > 0:
+        if not 0 < holdout < 1:
+            raise ParameterError(f"holdout must be in (0, 1); got {holdout}")
+        inner_train, inner_hold = stratified_split(
+            dataset.y[train], seed=seed + 7919, test_fraction=holdout
+        )
+        train, hold = train[inner_train], train[inner_hold]
     mean, scale = fit_standard_scaler(dataset.X[train])
     X_train = (dataset.X[train] - mean) / scale
     X_test = (dataset.X[test] - mean) / scale
     y_train = dataset.y[train]
+    extra = {}
+    if hold is not None:
+        extra = {
+            "X_hold": (dataset.X[hold] - mean) / scale,
+            "y_hold": dataset.y[hold],
+            "hold_rows": hold,
+        }
     return PreparedSplit(
         X_train=X_train,
         y_train=y_train,
@@ -192,4 +214,5 @@ def prepare_split(
         minority_fraction_target=minority_fraction,
         scaler_mean=mean,
         scaler_scale=scale,
+        **extra,
     )

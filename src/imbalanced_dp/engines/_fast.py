@@ -84,7 +84,7 @@ def pack_jobs(jobs: Sequence[TrainJob], dtype: np.dtype):
         elif c.clip_rule == "global_adapt":
             fs[i, k.S_AUX_A] = float(c.aux["z0"])
             fs[i, k.S_AUX_B] = float(c.aux["lr_z"])
-            fs[i, k.S_AUX_C] = float(c.aux.get("threshold", 1.0))
+            fs[i, k.S_AUX_C] = float(c.aux.get("quantile", 0.9))
         ints[i, k.I_SEED] = c.seed
         ints[i, k.I_STEPS] = c.steps
         ints[i, k.I_PRIVATE] = int(c.private)

@@ -24,9 +24,10 @@ Clipping rules (``mode``):
    ``C_k = C0 (1 + r_k / mean_k r_k)``, ``r_k`` the noisy share clipped; noise std
    ``sigma * max_k C_k``;
 2. DPSGD-Global-Adapt (Esipova et al. 2023): examples with norm ``<= Z`` are scaled by
-   ``C / Z``, the others clipped to ``C``; noise std ``sigma * C``; then
-   ``Z <- Z exp(-lr_Z + noisy share of norms above tau Z)``, the count's noise
-   ``sigma_aux`` and the share taken over the expected batch size.
+   ``C / Z``, the others clipped to ``C``; noise std ``sigma * C``; then ``Z`` tracks the
+   ``gamma`` quantile of the norms as in adaptive clipping (Andrew et al. 2021):
+   ``Z <- Z exp(-eta_Z (b - gamma))``, ``b`` the noisy count (noise ``sigma_aux``) of
+   examples with norm ``<= Z`` over the expected batch size.
 
 Non-finite per-example gradients get factor 0 and are counted: they never reach the sum.
 """
@@ -76,8 +77,8 @@ S_Q = 5
 S_EXP_BATCH = 6
 S_AUX_SIGMA = 7  # mode 1 and 2: noise multiplier of the auxiliary counts
 S_AUX_A = 8  # mode 1: C0; mode 2: initial Z
-S_AUX_B = 9  # mode 2: lr_Z
-S_AUX_C = 10  # mode 2: threshold tau
+S_AUX_B = 9  # mode 2: eta_Z, the learning rate of Z
+S_AUX_C = 10  # mode 2: gamma, the quantile Z tracks
 N_SETTINGS = 11
 
 # Columns of the per-run integer settings (int64).
@@ -462,23 +463,22 @@ def train_one(X, y, w, sizes, params_out, fs, ints, stats_out):
                     factor[b] = c / nrm if nrm > c else 1.0
         else:  # MODE_GLOBAL_ADAPT
             cc = fs[S_CLIP0]
-            tau = fs[S_AUX_C]
-            above = 0.0
+            below = 0.0
             for b in range(B):
                 nrm = math.sqrt(sq[b])
                 if not math.isfinite(nrm):
                     factor[b] = 0.0
                     stats[STAT_NONFINITE] += 1
                     continue
-                if nrm > tau * zthr:
-                    above += 1.0
                 if nrm > zthr:
                     factor[b] = cc / nrm if nrm > cc else 1.0
                     stats[STAT_CLIPPED_0 + y[idx[b]]] += 1
                 else:
                     factor[b] = cc / zthr
+                    below += 1.0
             z0, z1 = normal_pair(k0, k1, STREAM_AUX, t, 0)
-            zthr = zthr * math.exp(-fs[S_AUX_B] + (above + aux_sigma * z0) / exp_batch)
+            frac = (below + aux_sigma * z0) / exp_batch
+            zthr = zthr * math.exp(-fs[S_AUX_B] * (frac - fs[S_AUX_C]))
         if B > 0:
             drop_nonfinite(B, sizes, a_off, A, D, nmax, sq)
             accumulate(B, sizes, w_off, b_off, a_off, A, D, nmax, factor, grad, tmp)

@@ -306,7 +306,7 @@ def train_torch(
         zt = zthr[:, None]
         cc = clip[:, 0:1]
         f2 = torch.where(nrm > zt, torch.where(nrm > cc, cc / safe, 1.0), cc / zt)
-        above_t = (finite & member & (nrm > aux_c[:, None] * zt)).sum(1).double()
+        below_t = (finite & member & ~(nrm > zt)).sum(1).double()
         m0, m1, m2 = (mode == 0)[:, None], (mode == 1)[:, None], (mode == 2)[:, None]
         fpriv = torch.where(m0, f0, torch.where(m1, f1, f2))
         fpriv = torch.where(finite & member, fpriv, 0.0)
@@ -320,9 +320,8 @@ def train_torch(
         clip_sum += torch.where(is1[:, None], cf, 0.0)
         nclip = torch.where(mode == 1, torch.maximum(cf[:, 0], cf[:, 1]), noise_clip)
         is2 = (mode == 2) & private & active
-        zthr = torch.where(
-            is2, zthr * torch.exp(-aux_b + (above_t + aux_sigma * z[:, 0]) / exp_b), zthr
-        )
+        frac = (below_t + aux_sigma * z[:, 0]) / exp_b
+        zthr = torch.where(is2, zthr * torch.exp(-aux_b * (frac - aux_c)), zthr)
         # ---- clipped sum, noise, update
         fac = factor.to(tdt)[..., None]
         keep = finite[..., None]  # non-finite examples never reach the sum (0 * inf = nan)

@@ -43,9 +43,19 @@ def check_accountant(name: str) -> str:
 
 
 def epsilon_spent(
-    *, noise_multiplier: float, sample_rate: float, steps: int, delta: float, accountant: str
+    *,
+    noise_multiplier: float,
+    sample_rate: float,
+    steps: int,
+    delta: float,
+    accountant: str,
+    extra: tuple = (),
 ) -> float:
     """ε of ``steps`` Poisson-subsampled Gaussian steps at ``delta``, by the named accountant.
+
+    ``extra`` adds other Poisson-subsampled Gaussian mechanisms run on the same data, as
+    ``(noise_multiplier, sample_rate, steps)`` triples (e.g. the noisy counts of DPSGD-F);
+    the accountant composes them all.
 
     Examples
     --------
@@ -53,18 +63,25 @@ def epsilon_spent(
     ...                     delta=1e-5, accountant="rdp"), 6)
     7.329111
     """
-    return _epsilon(
-        float(noise_multiplier), float(sample_rate), int(steps), float(delta), accountant
-    )
+    history = ((float(noise_multiplier), float(sample_rate), int(steps)), *_norm(extra))
+    return _epsilon_history(history, float(delta), accountant)
+
+
+def _norm(extra) -> tuple:
+    return tuple((float(s), float(q), int(t)) for s, q, t in extra)
+
+
+def _epsilon(sigma: float, q: float, steps: int, delta: float, accountant: str) -> float:
+    return _epsilon_history(((sigma, q, steps),), delta, accountant)
 
 
 @lru_cache(maxsize=4096)
-def _epsilon(sigma: float, q: float, steps: int, delta: float, accountant: str) -> float:
+def _epsilon_history(history: tuple, delta: float, accountant: str) -> float:
     import numpy as np
     from opacus.accountants import create_accountant
 
     acc = create_accountant(mechanism=check_accountant(accountant))
-    acc.history = [(sigma, q, steps)]
+    acc.history = list(history)
     # At q = 1 (one batch per epoch) the PRV accountant takes log(1 - q) = log(0); its
     # epsilon is still finite and valid (checked against dp-accounting's PLD in the tests).
     with warnings.catch_warnings(), np.errstate(divide="ignore"):
@@ -72,8 +89,8 @@ def _epsilon(sigma: float, q: float, steps: int, delta: float, accountant: str) 
         eps = float(acc.get_epsilon(delta=delta))
     if not math.isfinite(eps):
         raise PrivacyError(
-            f"the {accountant} accountant returned a non-finite epsilon for sigma={sigma}, "
-            f"q={q}, steps={steps}, delta={delta}"
+            f"the {accountant} accountant returned a non-finite epsilon for the mechanisms "
+            f"{list(history)} at delta={delta}"
         )
     return eps
 
@@ -86,8 +103,12 @@ def calibrate_noise_multiplier(
     steps: int,
     accountant: str = DEFAULT_ACCOUNTANT,
     tolerance: float = CALIBRATION_TOLERANCE,
+    extra: tuple = (),
 ) -> float:
     """The noise multiplier σ whose whole run spends at most ``target_epsilon`` at ``delta``.
+
+    ``extra`` lists other mechanisms composed with the run (see :func:`epsilon_spent`):
+    σ is then chosen so that the composition spends at most the target.
 
     The returned σ satisfies ``target_epsilon - tolerance <= ε(σ) <= target_epsilon`` by the
     accountant itself (checked before returning).
@@ -110,22 +131,31 @@ def calibrate_noise_multiplier(
         raise ParameterError(f"sample rate must be in (0, 1]; got {sample_rate}")
     if steps < 1:
         raise ParameterError(f"steps must be at least 1; got {steps}")
+    extra = _norm(extra)
+    if extra:
+        floor = _epsilon_history(extra, float(delta), accountant)
+        if floor >= target_epsilon:
+            raise PrivacyError(
+                f"the other mechanisms alone spend epsilon {floor:.3f} >= the target "
+                f"{target_epsilon}: nothing is left for the gradients"
+            )
     return _calibrate(
         float(target_epsilon), float(delta), float(sample_rate), int(steps), accountant,
-        float(tolerance),
+        float(tolerance), extra,
     )
 
 
 @lru_cache(maxsize=1024)
 def _calibrate(
-    target: float, delta: float, q: float, steps: int, accountant: str, tol: float
+    target: float, delta: float, q: float, steps: int, accountant: str, tol: float,
+    extra: tuple = (),
 ) -> float:
     def eps(s: float) -> float:
-        return _epsilon(s, q, steps, delta, accountant)
+        return _epsilon_history(((s, q, steps), *extra), delta, accountant)
 
     # Start from the fast RDP calibration: PRV is tighter, so its sigma is a little smaller.
     if accountant == "prv":
-        hi = _calibrate(target, delta, q, steps, "rdp", tol)
+        hi = _calibrate(target, delta, q, steps, "rdp", tol, extra)
     else:
         hi = 1.0
     e_hi = eps(hi)

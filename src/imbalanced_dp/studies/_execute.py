@@ -94,6 +94,14 @@ class Batch:
     batch_id: str = ""
 
 
+def own_calibration(spec: RunSpec) -> bool:
+    """Whether a run's mitigation calibrates its own noise (the plain σ is then unused)."""
+    params = dict(spec.mitigation_params)
+    if spec.mitigation == "class_weighted":
+        return not ("weights" in params or "prior" in params)
+    return spec.mitigation in ("dpsgd_f", "global_adapt")
+
+
 def calibration_key(spec: RunSpec, q: float, steps: int) -> tuple:
     return (spec.accountant, float(spec.epsilon or 0.0), float(spec.delta), float(q), int(steps))
 
@@ -106,6 +114,7 @@ class PreparedRun:
     config: RunConfig
     weights: np.ndarray | None
     ledger: PrivacyLedger
+    threshold: float | str | None = None  # None: argmax; a number; "heldout"
 
 
 _SPLIT_CACHE: dict = {}
@@ -115,12 +124,14 @@ def get_split(spec: RunSpec, dataset: Dataset | None = None) -> PreparedSplit:
     """The (cached) prepared split of a run: it depends on the data, the seed, the test
     fraction and the imbalance settings only, never on the privacy level."""
     ds = dataset if dataset is not None else spec.dataset.load(spec.test_fraction)
+    holdout = heldout_share(spec)
     key = (
         ds.fingerprint,
         spec.seed,
         spec.test_fraction,
         spec.minority_fraction,
         spec.imbalance_method,
+        holdout,
     )
     if key not in _SPLIT_CACHE:
         if len(_SPLIT_CACHE) > 256:
@@ -131,8 +142,19 @@ def get_split(spec: RunSpec, dataset: Dataset | None = None) -> PreparedSplit:
             test_fraction=spec.test_fraction,
             minority_fraction=spec.minority_fraction,
             imbalance_method=spec.imbalance_method,
+            holdout=holdout,
         )
     return _SPLIT_CACHE[key]
+
+
+def heldout_share(spec: RunSpec) -> float:
+    """Share of the training split held out to choose a decision threshold (0 if none)."""
+    params = dict(spec.mitigation_params)
+    if spec.mitigation == "threshold" and "value" not in params:
+        return float(params.get("holdout", 0.2))
+    if params.get("threshold") == "heldout":
+        return float(params.get("holdout", 0.2))
+    return 0.0
 
 
 def plan_run(spec: RunSpec, dataset: Dataset | None = None):
@@ -140,6 +162,9 @@ def plan_run(spec: RunSpec, dataset: Dataset | None = None):
 
     Raises :class:`~imbalanced_dp.exceptions.ImbalancedDPError` on a bad setting (δ ≥ 1/n,
     a batch larger than the training split...)."""
+    from ..mitigations import check_mitigation
+
+    check_mitigation(spec)
     split = get_split(spec, dataset)
     n = split.n_train
     r = spec.resolve()
@@ -163,7 +188,7 @@ def prepare_run(
     if r.private:
         key = calibration_key(r, plan.sample_rate, plan.steps)
         sigma = sigmas.get(key)
-        if sigma is None:
+        if sigma is None and not own_calibration(r):
             sigma = calibrate_noise_multiplier(
                 target_epsilon=r.epsilon,
                 delta=r.delta,
@@ -171,6 +196,8 @@ def prepare_run(
                 steps=plan.steps,
                 accountant=r.accountant,
             )
+        # a mitigation that calibrates its own noise fills sigma and epsilon in below
+        sigma = math.nan if sigma is None else sigma
         ledger = PrivacyLedger(
             privacy="dp",
             sampling="poisson",
@@ -183,7 +210,9 @@ def prepare_run(
             expected_batch_size=plan.expected_batch_size,
             delta=r.delta,
             epsilon_target=r.epsilon,
-            epsilon_spent=epsilon_spent(
+            epsilon_spent=math.nan
+            if math.isnan(sigma)
+            else epsilon_spent(
                 noise_multiplier=sigma,
                 sample_rate=plan.sample_rate,
                 steps=plan.steps,
@@ -224,10 +253,40 @@ def prepare_run(
     return apply_mitigation(prepared, sigmas)
 
 
+def choose_threshold(p_positive: np.ndarray, y: np.ndarray) -> float:
+    """The threshold on P(class 1) that maximises balanced accuracy on ``(p, y)``; ties go
+    to the threshold closest to 0.5."""
+    cands = np.unique(np.concatenate([p_positive, [0.5]]))
+    best, best_t = -1.0, 0.5
+    pos, neg = max(int((y == 1).sum()), 1), max(int((y == 0).sum()), 1)
+    for t in cands:
+        pred = p_positive >= t
+        bal = 0.5 * ((pred & (y == 1)).sum() / pos + (~pred & (y == 0)).sum() / neg)
+        if bal > best + 1e-12 or (abs(bal - best) <= 1e-12 and abs(t - 0.5) < abs(best_t - 0.5)):
+            best, best_t = bal, float(t)
+    return best_t
+
+
 def evaluate(prepared: PreparedRun, model) -> RunResult:
     split = prepared.split
     proba = model.predict_proba(split.X_test)
     y_pred = proba.argmax(axis=1).astype(np.int64)
+    if prepared.threshold is not None:
+        if prepared.threshold == "heldout":
+            t = choose_threshold(model.predict_proba(split.X_hold)[:, 1], split.y_hold)
+            n_hold = len(split.y_hold)
+            prepared.ledger.not_covered.append(
+                f"decision threshold {t:.4f} chosen to balance the classes on {n_hold} training "
+                "rows held out from training, in the clear: those rows were not trained on and "
+                "are not protected by epsilon"
+            )
+        else:
+            t = float(prepared.threshold)
+            prepared.ledger.notes.append(
+                f"decision threshold {t:g} given as public information (not fitted on data)"
+            )
+        model.stats["threshold"] = t
+        y_pred = (proba[:, 1] >= t).astype(np.int64)
     rep = per_class_report(split.y_test, y_pred)
     rows = [
         {"class": idx, **{c: (int(v) if c == "sup" else float(v)) for c, v in row.items()}}

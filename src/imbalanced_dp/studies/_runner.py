@@ -23,7 +23,14 @@ from ..privacy import (
     calibrate_noise_multiplier,
     epsilon_spent,
 )
-from ._execute import Batch, RunResult, calibration_key, execute_batch, plan_run
+from ._execute import (
+    Batch,
+    RunResult,
+    calibration_key,
+    execute_batch,
+    own_calibration,
+    plan_run,
+)
 from ._runspec import RunSpec
 from ._store import ResultsStore
 
@@ -159,30 +166,31 @@ def validate_runs(specs: Sequence[RunSpec]) -> list[tuple[str, RunSpec]]:
 
 
 def _calibrate_one(key: tuple) -> tuple[tuple, float, float]:
-    acc, eps, delta, q, steps = key
+    acc, eps, delta, q, steps, *rest = key
+    extra = rest[0] if rest else ()
     sigma = calibrate_noise_multiplier(
-        target_epsilon=eps, delta=delta, sample_rate=q, steps=steps, accountant=acc
+        target_epsilon=eps, delta=delta, sample_rate=q, steps=steps, accountant=acc, extra=extra
     )
     spent = epsilon_spent(
-        noise_multiplier=sigma, sample_rate=q, steps=steps, delta=delta, accountant=acc
+        noise_multiplier=sigma, sample_rate=q, steps=steps, delta=delta, accountant=acc,
+        extra=extra,
     )
     return key, sigma, spent
 
 
-def calibration_keys(runs: Sequence[tuple[str, RunSpec]]) -> set[tuple]:
+def calibration_keys(runs: Sequence[tuple[str, RunSpec]], sigmas: dict | None = None) -> set:
+    """Noise calibrations the runs need; keys that depend on another σ appear once it is in
+    ``sigmas`` (call again until nothing new appears)."""
+    from ..mitigations import calibration_keys_for
+
     keys = set()
     for _, spec in runs:
         if spec.private:
             _, plan = plan_run(spec)
-            keys.add(calibration_key(spec, plan.sample_rate, plan.steps))
-            keys.update(_mitigation_keys(spec, plan))
+            if not own_calibration(spec):
+                keys.add(calibration_key(spec, plan.sample_rate, plan.steps))
+            keys.update(calibration_keys_for(spec, plan, sigmas))
     return keys
-
-
-def _mitigation_keys(spec: RunSpec, plan) -> set[tuple]:
-    from ..mitigations import calibration_keys_for
-
-    return set(calibration_keys_for(spec, plan))
 
 
 def make_batches(
@@ -394,16 +402,20 @@ def run_runs(
         # noise calibration: from the store when known, else computed once per setting
         version = accountant_version()
         sigmas: dict = {}
-        missing = []
-        for key in sorted(calibration_keys(pending)):
-            sigma = store.get_calibration(key, version)
-            if sigma is None:
-                missing.append(key)
-            else:
+        while True:
+            new = sorted(calibration_keys(pending, sigmas) - set(sigmas), key=repr)
+            if not new:
+                break
+            missing = []
+            for key in new:
+                sigma = store.get_calibration(key, version)
+                if sigma is None:
+                    missing.append(key)
+                else:
+                    sigmas[key] = sigma
+            for key, sigma, spent in be.map_calibrations(missing):
+                store.put_calibration(key, sigma, spent, version)
                 sigmas[key] = sigma
-        for key, sigma, spent in be.map_calibrations(missing):
-            store.put_calibration(key, sigma, spent, version)
-            sigmas[key] = sigma
         batches = make_batches(pending, workers=workers, max_batch=max_batch)
         for b in batches:
             b.sigmas = sigmas

@@ -119,10 +119,11 @@ CREATE TABLE IF NOT EXISTS calibrations (
     delta REAL NOT NULL,
     sample_rate REAL NOT NULL,
     steps INTEGER NOT NULL,
+    extra TEXT NOT NULL,
     sigma REAL NOT NULL,
     epsilon_spent REAL NOT NULL,
     accountant_version TEXT NOT NULL,
-    PRIMARY KEY (accountant, epsilon, delta, sample_rate, steps, accountant_version)
+    PRIMARY KEY (accountant, epsilon, delta, sample_rate, steps, extra, accountant_version)
 );
 CREATE TABLE IF NOT EXISTS studies (
     name TEXT PRIMARY KEY,
@@ -319,21 +320,26 @@ class ResultsStore:
 
     # ------------------------------------------------------------------ calibrations
 
+    @staticmethod
+    def _cal_key(key: tuple) -> tuple:
+        acc, eps, delta, q, steps, *rest = key
+        extra = json.dumps([list(map(float, e)) for e in rest[0]]) if rest else ""
+        return (acc, float(eps), float(delta), float(q), int(steps), extra)
+
     def get_calibration(self, key: tuple, version: str) -> float | None:
-        acc, eps, delta, q, steps = key
+        """A stored noise calibration: ``key`` is (accountant, ε, δ, q, steps[, extra])."""
         row = self._con.execute(
             "SELECT sigma FROM calibrations WHERE accountant=? AND epsilon=? AND delta=? "
-            "AND sample_rate=? AND steps=? AND accountant_version=?",
-            (acc, eps, delta, q, steps, version),
+            "AND sample_rate=? AND steps=? AND extra=? AND accountant_version=?",
+            (*self._cal_key(key), version),
         ).fetchone()
         return None if row is None else float(row[0])
 
     def put_calibration(self, key: tuple, sigma: float, eps_spent: float, version: str) -> None:
-        acc, eps, delta, q, steps = key
         with self._transaction():
             self._con.execute(
-                "INSERT OR REPLACE INTO calibrations VALUES (?,?,?,?,?,?,?,?)",
-                (acc, eps, delta, q, steps, sigma, eps_spent, version),
+                "INSERT OR REPLACE INTO calibrations VALUES (?,?,?,?,?,?,?,?,?)",
+                (*self._cal_key(key), sigma, eps_spent, version),
             )
 
     # ------------------------------------------------------------------ reading
