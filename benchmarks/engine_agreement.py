@@ -54,7 +54,9 @@ def main() -> int:
             f"opacus {o.mean:.4f} [{o.low:.4f}, {o.high:.4f}]   "
             f"difference {diff:+.4f} ({'within' if good else 'OUTSIDE'} {a.tolerance})"
         )
-    print(f"wall time: fast {rows['fast']['seconds']:.1f} s, opacus {rows['opacus']['seconds']:.1f} s")
+    print(
+        f"wall time: fast {rows['fast']['seconds']:.1f} s, opacus {rows['opacus']['seconds']:.1f} s"
+    )
     return 0 if ok else 1
 
 

@@ -30,15 +30,25 @@ def jobs_for(name: str, k: int, epochs: int):
     split = prepare_split(ds, seed=0)
     plan = sampling_plan(n=split.n_train, batch_size=64, epochs=epochs)
     sigma = calibrate_noise_multiplier(
-        target_epsilon=2.0, delta=1e-4, sample_rate=plan.sample_rate, steps=plan.steps,
+        target_epsilon=2.0,
+        delta=1e-4,
+        sample_rate=plan.sample_rate,
+        steps=plan.steps,
         accountant="prv",
     )
     arch = architecture(ds.n_features, hidden_for(name))
     out = []
     for s in range(k):
         cfg = RunConfig(
-            seed=s, private=True, epochs=epochs, batch_size=64, lr=lr_for(name),
-            steps=plan.steps, clip=1.0, noise_multiplier=sigma, sample_rate=plan.sample_rate,
+            seed=s,
+            private=True,
+            epochs=epochs,
+            batch_size=64,
+            lr=lr_for(name),
+            steps=plan.steps,
+            clip=1.0,
+            noise_multiplier=sigma,
+            sample_rate=plan.sample_rate,
             expected_batch_size=plan.expected_batch_size,
         )
         out.append(TrainJob(split.X_train, split.y_train, arch, cfg))
@@ -62,8 +72,17 @@ def child(engine: str, name: str, runs: int, repeats: int, threads: int, epochs:
 
 
 def measure(engine, name, runs, repeats, threads, epochs):
-    cmd = [sys.executable, __file__, "--child", engine, name, str(runs), str(repeats),
-           str(threads), str(epochs)]
+    cmd = [
+        sys.executable,
+        __file__,
+        "--child",
+        engine,
+        name,
+        str(runs),
+        str(repeats),
+        str(threads),
+        str(epochs),
+    ]
     env = dict(os.environ)
     out = subprocess.run(cmd, capture_output=True, text=True, check=True, env=env)
     return json.loads(out.stdout.strip().splitlines()[-1])
@@ -82,20 +101,28 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=len(os.sched_getaffinity(0)))
     ap.add_argument("--epochs", type=int, default=500)
     a = ap.parse_args()
-    print(f"DP-SGD at eps=2, {a.epochs} epochs, batch 64, C=1; {a.threads} threads; "
-          f"fast: K={a.k} runs per batch")
-    print(f"{'dataset':<15}{'opacus s/run':>14}{'fast s/run':>12}{'ratio':>9}"
-          f"{'opacus MB':>11}{'fast MB':>9}")
+    print(
+        f"DP-SGD at eps=2, {a.epochs} epochs, batch 64, C=1; {a.threads} threads; "
+        f"fast: K={a.k} runs per batch"
+    )
+    print(
+        f"{'dataset':<15}{'opacus s/run':>14}{'fast s/run':>12}{'ratio':>9}"
+        f"{'opacus MB':>11}{'fast MB':>9}"
+    )
     ratios = []
     for name in ("pima", "breast_cancer"):
         o = measure("opacus", name, a.opacus_runs, a.opacus_repeats, a.threads, a.epochs)
         f = measure("fast", name, a.k, a.fast_repeats, a.threads, a.epochs)
         to, tf = statistics.median(o["per_run"]), statistics.median(f["per_run"])
         ratios.append(to / tf)
-        print(f"{name:<15}{to:>14.3f}{tf:>12.4f}{to / tf:>8.0f}x{o['max_rss_mb']:>11.0f}"
-              f"{f['max_rss_mb']:>9.0f}")
-    print(f"ratio (median over datasets of median times): {statistics.median(ratios):.0f}x "
-          f"(target >= 100x)")
+        print(
+            f"{name:<15}{to:>14.3f}{tf:>12.4f}{to / tf:>8.0f}x{o['max_rss_mb']:>11.0f}"
+            f"{f['max_rss_mb']:>9.0f}"
+        )
+    print(
+        f"ratio (median over datasets of median times): {statistics.median(ratios):.0f}x "
+        f"(target >= 100x)"
+    )
 
 
 if __name__ == "__main__":

@@ -128,8 +128,16 @@ def test_noise_reaching_the_parameters_is_standard_normal():
     X = np.random.default_rng(0).normal(size=(n, 60))
     y = np.arange(n) % 2
     cfg = RunConfig(
-        seed=3, private=True, epochs=1, batch_size=10, lr=0.1, steps=1, clip=2.0,
-        noise_multiplier=1.7, sample_rate=0.2, expected_batch_size=10,
+        seed=3,
+        private=True,
+        epochs=1,
+        batch_size=10,
+        lr=0.1,
+        steps=1,
+        clip=2.0,
+        noise_multiplier=1.7,
+        sample_rate=0.2,
+        expected_batch_size=10,
     )
     init = random_params(arch, 1)[None, :]
     eng = FastEngine("float64")
@@ -162,10 +170,20 @@ def test_empty_batches_still_take_a_noisy_step(split):
     plan = sampling_plan(n=20, batch_size=20, epochs=30)
     X, y = split.X_train[:20], split.y_train[:20]
     cfg = RunConfig(
-        seed=1, private=True, epochs=30, batch_size=20, lr=0.1, steps=plan.steps,
-        clip=1.0, noise_multiplier=1.0, sample_rate=0.01, expected_batch_size=1,
+        seed=1,
+        private=True,
+        epochs=30,
+        batch_size=20,
+        lr=0.1,
+        steps=plan.steps,
+        clip=1.0,
+        noise_multiplier=1.0,
+        sample_rate=0.01,
+        expected_batch_size=1,
     )
-    out = FastEngine("float64").train([TrainJob(X, y, ARCH, cfg)], init_params=np.zeros((1, ARCH.n_params)))[0]
+    out = FastEngine("float64").train(
+        [TrainJob(X, y, ARCH, cfg)], init_params=np.zeros((1, ARCH.n_params))
+    )[0]
     assert out.stats["empty_steps"] > 15
     assert np.count_nonzero(out.params) == ARCH.n_params  # noise reached every coordinate
 
@@ -218,7 +236,7 @@ def test_every_clipped_per_example_gradient_is_within_C(split):
     w = np.ones(split.n_train)
     C = 0.37
     for i in range(40):
-        g, nrm = kernel_clipped_sum(
+        g, _ = kernel_clipped_sum(
             ARCH, flat, split.X_train, split.y_train, w, [i], (C, C), dtype=np.float32
         )
         assert np.linalg.norm(g.astype(np.float64)) <= C * (1 + 1e-6)
@@ -232,15 +250,27 @@ def test_nonfinite_gradients_never_reach_the_sum(split):
     g, _ = kernel_clipped_sum(ARCH, flat, X, split.y_train[:10], w, np.arange(10), (1.0, 1.0))
     assert np.all(np.isfinite(g))
     ref, _ = kernel_clipped_sum(
-        ARCH, flat, np.delete(X, 3, 0), np.delete(split.y_train[:10], 3), np.ones(9),
-        np.arange(9), (1.0, 1.0),
+        ARCH,
+        flat,
+        np.delete(X, 3, 0),
+        np.delete(split.y_train[:10], 3),
+        np.ones(9),
+        np.arange(9),
+        (1.0, 1.0),
     )
     np.testing.assert_allclose(g, ref, atol=1e-12)
     # and a whole private run with such a row stays finite, counting it
     plan = sampling_plan(n=10, batch_size=5, epochs=20)
     cfg = RunConfig(
-        seed=2, private=True, epochs=20, batch_size=5, lr=0.1, steps=plan.steps, clip=1.0,
-        noise_multiplier=0.5, sample_rate=plan.sample_rate,
+        seed=2,
+        private=True,
+        epochs=20,
+        batch_size=5,
+        lr=0.1,
+        steps=plan.steps,
+        clip=1.0,
+        noise_multiplier=0.5,
+        sample_rate=plan.sample_rate,
         expected_batch_size=plan.expected_batch_size,
     )
     job = TrainJob(X, split.y_train[:10], ARCH, cfg)
@@ -268,7 +298,13 @@ def test_clipped_gradient_equals_opacus(split):
     factor = (C / (per.norm(dim=1) + 1e-6)).clamp(max=1.0)  # Opacus's flat clipping rule
     opacus_sum = (per * factor[:, None]).sum(0).double().numpy()
     ours, _ = kernel_clipped_sum(
-        ARCH, flat, split.X_train, split.y_train, np.ones(split.n_train), idx, (C, C),
+        ARCH,
+        flat,
+        split.X_train,
+        split.y_train,
+        np.ones(split.n_train),
+        idx,
+        (C, C),
         dtype=np.float32,
     )
     np.testing.assert_allclose(ours, opacus_sum, rtol=0, atol=1e-5)
@@ -284,15 +320,21 @@ def test_sigma0_infinite_clip_equals_plain_sgd_step(split):
     X, y = split.X_train[:n], split.y_train[:n]
     flat = random_params(ARCH, 11)
     cfg = RunConfig(
-        seed=0, private=True, epochs=1, batch_size=n, lr=0.3, steps=1, clip=1e30,
-        noise_multiplier=0.0, sample_rate=1.0, expected_batch_size=n,
+        seed=0,
+        private=True,
+        epochs=1,
+        batch_size=n,
+        lr=0.3,
+        steps=1,
+        clip=1e30,
+        noise_multiplier=0.0,
+        sample_rate=1.0,
+        expected_batch_size=n,
     )
     out = FastEngine("float64").train([TrainJob(X, y, ARCH, cfg)], init_params=flat[None])[0]
     model = torch_model(ARCH, flat)
     opt = torch.optim.SGD(model.parameters(), lr=0.3)
-    torch.nn.functional.cross_entropy(
-        model(torch.as_tensor(X)), torch.as_tensor(y)
-    ).backward()
+    torch.nn.functional.cross_entropy(model(torch.as_tensor(X)), torch.as_tensor(y)).backward()
     opt.step()
     ref = torch.cat([p.detach().reshape(-1) for p in model.parameters()]).numpy()
     np.testing.assert_allclose(out.params, ref, rtol=0, atol=1e-12)
@@ -303,7 +345,9 @@ def test_non_private_run_is_minibatch_sgd_over_shuffled_data(split):
     X, y = split.X_train[:n], split.y_train[:n]
     flat = random_params(ARCH, 12)
     per_epoch = -(-n // bs)
-    cfg = RunConfig(seed=4, private=False, epochs=epochs, batch_size=bs, lr=0.2, steps=epochs * per_epoch)
+    cfg = RunConfig(
+        seed=4, private=False, epochs=epochs, batch_size=bs, lr=0.2, steps=epochs * per_epoch
+    )
     out = FastEngine("float64").train([TrainJob(X, y, ARCH, cfg)], init_params=flat[None])[0]
     model = torch_model(ARCH, flat)
     opt = torch.optim.SGD(model.parameters(), lr=0.2)
@@ -332,9 +376,16 @@ def _jobs(split, seeds, epochs=2):
     out = []
     for s in seeds:
         cfg = RunConfig(
-            seed=s, private=s % 3 != 0, epochs=epochs, batch_size=64, lr=0.01 + 0.001 * (s % 5),
-            steps=plan.steps, clip=0.5 + 0.1 * (s % 4), noise_multiplier=sigma * (1 + s % 2),
-            sample_rate=plan.sample_rate, expected_batch_size=plan.expected_batch_size,
+            seed=s,
+            private=s % 3 != 0,
+            epochs=epochs,
+            batch_size=64,
+            lr=0.01 + 0.001 * (s % 5),
+            steps=plan.steps,
+            clip=0.5 + 0.1 * (s % 4),
+            noise_multiplier=sigma * (1 + s % 2),
+            sample_rate=plan.sample_rate,
+            expected_batch_size=plan.expected_batch_size,
         )
         out.append(TrainJob(split.X_train, split.y_train, ARCH, cfg))
     return out
@@ -360,20 +411,39 @@ def test_torch_implementation_matches_compiled_kernel(split):
     w = np.random.default_rng(0).uniform(0.5, 2, split.n_train)
     plan = sampling_plan(n=split.n_train, batch_size=64, epochs=1)
     base = dict(
-        private=True, epochs=1, batch_size=64, lr=0.05, steps=plan.steps, clip=0.5,
-        noise_multiplier=1.3, sample_rate=plan.sample_rate,
+        private=True,
+        epochs=1,
+        batch_size=64,
+        lr=0.05,
+        steps=plan.steps,
+        clip=0.5,
+        noise_multiplier=1.3,
+        sample_rate=plan.sample_rate,
         expected_batch_size=plan.expected_batch_size,
     )
     jobs += [
-        TrainJob(split.X_train, split.y_train, ARCH, RunConfig(seed=5, class_clip=(0.3, 0.9), **base)),
+        TrainJob(
+            split.X_train, split.y_train, ARCH, RunConfig(seed=5, class_clip=(0.3, 0.9), **base)
+        ),
         TrainJob(split.X_train, split.y_train, ARCH, RunConfig(seed=6, **base), w),
         TrainJob(
-            split.X_train, split.y_train, ARCH,
-            RunConfig(seed=7, clip_rule="dpsgd_f", aux={"aux_sigma": 2.0, "base_clip": 0.5}, **base),
+            split.X_train,
+            split.y_train,
+            ARCH,
+            RunConfig(
+                seed=7, clip_rule="dpsgd_f", aux={"aux_sigma": 2.0, "base_clip": 0.5}, **base
+            ),
         ),
         TrainJob(
-            split.X_train, split.y_train, ARCH,
-            RunConfig(seed=8, clip_rule="global_adapt", aux={"aux_sigma": 2.0, "z0": 1.0, "lr_z": 0.1}, **base),
+            split.X_train,
+            split.y_train,
+            ARCH,
+            RunConfig(
+                seed=8,
+                clip_rule="global_adapt",
+                aux={"aux_sigma": 2.0, "z0": 1.0, "lr_z": 0.1},
+                **base,
+            ),
         ),
     ]
     a = FastEngine("float64").train(jobs, threads=1)
@@ -399,7 +469,9 @@ def test_mechanism_does_not_depend_on_one_record():
     a = sampling_plan(n=614, batch_size=64, epochs=500)
     b = sampling_plan(n=613, batch_size=64, epochs=500)
     assert (a.sample_rate, a.steps, a.expected_batch_size) == (
-        b.sample_rate, b.steps, b.expected_batch_size,
+        b.sample_rate,
+        b.steps,
+        b.expected_batch_size,
     )
     sa = calibrate_noise_multiplier(
         target_epsilon=2, delta=1e-4, sample_rate=a.sample_rate, steps=a.steps, accountant="rdp"

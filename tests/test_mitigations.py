@@ -24,7 +24,12 @@ ARCH = architecture(8, (20, 5, 5))
 
 def spec(mitigation, eps=1.0, accountant="rdp", **params):
     return RunSpec(
-        PIMA, seed=0, epsilon=eps, epochs=20, accountant=accountant, mitigation=mitigation,
+        PIMA,
+        seed=0,
+        epsilon=eps,
+        epochs=20,
+        accountant=accountant,
+        mitigation=mitigation,
         mitigation_params=tuple(sorted(params.items())),
     )
 
@@ -78,7 +83,10 @@ def test_per_step_count_mechanisms_compose_within_the_target(mitigation, eps):
     assert ref <= eps + 0.01
     # and without the count mechanism the same sigma would spend less: it is accounted
     alone = epsilon_spent(
-        noise_multiplier=sg, sample_rate=led.sample_rate, steps=led.steps, delta=led.delta,
+        noise_multiplier=sg,
+        sample_rate=led.sample_rate,
+        steps=led.steps,
+        delta=led.delta,
         accountant="rdp",
     )
     assert alone < led.epsilon_spent
@@ -143,8 +151,16 @@ def test_without_noise_and_clipping_each_is_plain_sgd(rule):
     n = 90
     big = 1e30
     base = dict(
-        seed=0, private=True, epochs=1, batch_size=n, lr=0.2, steps=1, clip=big,
-        noise_multiplier=0.0, sample_rate=1.0, expected_batch_size=n,
+        seed=0,
+        private=True,
+        epochs=1,
+        batch_size=n,
+        lr=0.2,
+        steps=1,
+        clip=big,
+        noise_multiplier=0.0,
+        sample_rate=1.0,
+        expected_batch_size=n,
     )
     weights = None
     if rule == "standard_weighted":
@@ -175,8 +191,17 @@ def test_dpsgd_f_raises_the_bound_of_the_class_clipped_more_often():
     X[y == 1] *= 50.0
     c0 = 4.0
     cfg = RunConfig(
-        seed=1, private=True, epochs=5, batch_size=40, lr=0.01, steps=50, clip=c0,
-        noise_multiplier=0.5, sample_rate=0.1, expected_batch_size=40, clip_rule="dpsgd_f",
+        seed=1,
+        private=True,
+        epochs=5,
+        batch_size=40,
+        lr=0.01,
+        steps=50,
+        clip=c0,
+        noise_multiplier=0.5,
+        sample_rate=0.1,
+        expected_batch_size=40,
+        clip_rule="dpsgd_f",
         aux={"aux_sigma": 0.0, "base_clip": c0},
     )
     out = FastEngine("float64").train([TrainJob(X, y, ARCH, cfg)])[0]
@@ -199,8 +224,17 @@ def test_dpsgd_f_bounds_follow_the_formula_on_one_step():
     X[y == 1] *= 30.0
     c0 = 0.4
     cfg = RunConfig(
-        seed=2, private=True, epochs=1, batch_size=n, lr=0.0, steps=1, clip=c0,
-        noise_multiplier=0.0, sample_rate=1.0, expected_batch_size=n, clip_rule="dpsgd_f",
+        seed=2,
+        private=True,
+        epochs=1,
+        batch_size=n,
+        lr=0.0,
+        steps=1,
+        clip=c0,
+        noise_multiplier=0.0,
+        sample_rate=1.0,
+        expected_batch_size=n,
+        clip_rule="dpsgd_f",
         aux={"aux_sigma": 0.0, "base_clip": c0},
     )
     flat = rng.normal(0, 0.5, ARCH.n_params)
@@ -209,8 +243,9 @@ def test_dpsgd_f_bounds_follow_the_formula_on_one_step():
 
     norms = np.zeros(n)
     g = np.zeros(ARCH.n_params)
-    K.clipped_sum(X, y, np.ones(n), np.arange(n), n, np.asarray(ARCH.sizes), flat, 1e30, 1e30,
-                  g, norms)
+    K.clipped_sum(
+        X, y, np.ones(n), np.arange(n), n, np.asarray(ARCH.sizes), flat, 1e30, 1e30, g, norms
+    )
     r = [np.mean(norms[y == k] > c0) for k in (0, 1)]
     mean_r = np.mean(r) + 1e-8
     expected = [c0 * (1 + rk / mean_r) for rk in r]
@@ -221,8 +256,19 @@ def test_dpsgd_f_bounds_follow_the_formula_on_one_step():
 
 
 def test_oversampling_is_refused_with_an_explanation(capsys):
-    code = main(["run", "--dataset", "pima", "--epsilon", "2", "--mitigation", "oversample",
-                 "--epochs", "1"])
+    code = main(
+        [
+            "run",
+            "--dataset",
+            "pima",
+            "--epsilon",
+            "2",
+            "--mitigation",
+            "oversample",
+            "--epochs",
+            "1",
+        ]
+    )
     err = capsys.readouterr().err
     assert code == 2
     assert "#813" in err and "class_weighted" in err and len(err.strip().splitlines()) == 1

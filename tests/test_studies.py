@@ -182,9 +182,16 @@ def test_rerun_skips_stored_runs(tmp_path):
 def test_a_failing_batch_is_recorded_and_the_sweep_goes_on(tmp_path):
     store = ResultsStore(tmp_path / "s.sqlite")
     # the Opacus engine implements plain DP-SGD only: this batch fails when it trains
-    specs = _tiny(seeds=1) + [
-        RunSpec(DatasetRef(name="pima"), seed=0, epsilon=2.0, epochs=3, engine="opacus",
-                mitigation="dpsgd_f")
+    specs = [
+        *_tiny(seeds=1),
+        RunSpec(
+            DatasetRef(name="pima"),
+            seed=0,
+            epsilon=2.0,
+            epochs=3,
+            engine="opacus",
+            mitigation="dpsgd_f",
+        ),
     ]
     out = run_runs(specs, store, workers=1, quiet=True)
     assert out.done == 2 and out.failed == 1
@@ -227,8 +234,20 @@ def test_sigkill_mid_sweep_then_resume(tmp_path):
     )
     store = tmp_path / "store.sqlite"
     cmd = [
-        sys.executable, "-m", "imbalanced_dp", "study", "run", str(spec), "--store", str(store),
-        "--workers", "2", "--max-batch", "2", "--no-report", "--quiet",
+        sys.executable,
+        "-m",
+        "imbalanced_dp",
+        "study",
+        "run",
+        str(spec),
+        "--store",
+        str(store),
+        "--workers",
+        "2",
+        "--max-batch",
+        "2",
+        "--no-report",
+        "--quiet",
     ]
     proc = subprocess.Popen(
         cmd, start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
@@ -261,13 +280,23 @@ def test_sigkill_mid_sweep_then_resume(tmp_path):
 def test_ctrl_c_stores_what_finished_and_says_how_to_resume(tmp_path):
     spec = tmp_path / "s.toml"
     spec.write_text(
-        'datasets = ["pima"]\nprivacy = ["none", 2]\nseeds = 20\nepochs = 200\n'
-        'accountant = "rdp"\n'
+        'datasets = ["pima"]\nprivacy = ["none", 2]\nseeds = 20\nepochs = 200\naccountant = "rdp"\n'
     )
     store = tmp_path / "store.sqlite"
     cmd = [
-        sys.executable, "-m", "imbalanced_dp", "study", "run", str(spec), "--store", str(store),
-        "--workers", "2", "--max-batch", "2", "--no-report",
+        sys.executable,
+        "-m",
+        "imbalanced_dp",
+        "study",
+        "run",
+        str(spec),
+        "--store",
+        str(store),
+        "--workers",
+        "2",
+        "--max-batch",
+        "2",
+        "--no-report",
     ]
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     deadline = time.time() + 180
@@ -283,7 +312,7 @@ def test_ctrl_c_stores_what_finished_and_says_how_to_resume(tmp_path):
                 break
         time.sleep(0.05)
     proc.send_signal(signal.SIGINT)
-    out, err = proc.communicate(timeout=60)
+    _, err = proc.communicate(timeout=60)
     assert proc.returncode == 130, err
     assert "resume with:" in err and "study run" in err
     assert "Traceback" not in err
@@ -336,10 +365,21 @@ def _records(rng, n_seeds=8):
                 rec = base - drop + rng.normal(0, 0.03)
                 rows.append(
                     dict(
-                        run_id=f"r{seed}{eps}", dataset="d", minority_fraction_target=None,
-                        epsilon_target=eps, mitigation="none", seed=seed, **{"class": cls},
-                        pre=rng.uniform(), rec=rec, spe=rng.uniform(), f1=rng.uniform(),
-                        geo=rng.uniform(), iba=rng.uniform(), sup=10, accuracy=rng.uniform(),
+                        run_id=f"r{seed}{eps}",
+                        dataset="d",
+                        minority_fraction_target=None,
+                        epsilon_target=eps,
+                        mitigation="none",
+                        seed=seed,
+                        **{"class": cls},
+                        pre=rng.uniform(),
+                        rec=rec,
+                        spe=rng.uniform(),
+                        f1=rng.uniform(),
+                        geo=rng.uniform(),
+                        iba=rng.uniform(),
+                        sup=10,
+                        accuracy=rng.uniform(),
                         balanced_accuracy=rng.uniform(),
                     )
                 )

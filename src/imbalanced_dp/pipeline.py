@@ -99,11 +99,23 @@ def reproduce(
     tables.mkdir(exist_ok=True)
     n_seeds = seeds
     for name, t, cap in (
-        ("table3", t3, f"Non-private models: per-class metrics, mean ± 95 % CI half-width over {n_seeds} seeds."),
-        ("table4", t4, f"DP-SGD (δ = 1e-4): per-class metrics per ε, mean ± 95 % CI half-width over {n_seeds} seeds."),
+        (
+            "table3",
+            t3,
+            "Non-private models: per-class metrics, mean ± 95 % CI half-width over "
+            f"{n_seeds} seeds.",
+        ),
+        (
+            "table4",
+            t4,
+            "DP-SGD (δ = 1e-4): per-class metrics per ε, mean ± 95 % CI half-width over "
+            f"{n_seeds} seeds.",
+        ),
     ):
         (tables / f"{name}.md").write_text(cap + "\n\n" + to_markdown(t) + "\n", encoding="utf-8")
-        (tables / f"{name}.tex").write_text(to_latex(t, caption=cap, label=f"tab:{name}") + "\n", encoding="utf-8")
+        (tables / f"{name}.tex").write_text(
+            to_latex(t, caption=cap, label=f"tab:{name}") + "\n", encoding="utf-8"
+        )
         t.to_csv(tables / f"{name}.csv", index=False, float_format="%.6g")
     wall = time.perf_counter() - t0
     config = {
@@ -130,7 +142,9 @@ def reproduce(
     if outcome.failed:
         echo(f"{outcome.failed} runs FAILED; first: {outcome.failures[0]}")
     if report:
-        paths["report"] = write_report(store, out_dir / "report", run_ids=ids, title="Reproduction of the study")
+        paths["report"] = write_report(
+            store, out_dir / "report", run_ids=ids, title="Reproduction of the study"
+        )
     echo(
         f"{outcome.done} runs trained, {outcome.skipped} already stored, in {wall:.1f} s. "
         f"Results in {out_dir}/: results.csv, predictions.csv, config.json, tables/"
@@ -241,7 +255,13 @@ def export_store(store: ResultsStore, out_dir: Path, *, fmt: str = "csv") -> lis
         "runs": store.runs_frame(status=None),
     }
     tabs = study_tables(store)
-    for name in ("metrics", "fairness", "cost_of_privacy", "disparity_amplification", "mitigation_effects"):
+    for name in (
+        "metrics",
+        "fairness",
+        "cost_of_privacy",
+        "disparity_amplification",
+        "mitigation_effects",
+    ):
         if name in tabs:
             frames[f"aggregate_{name}"] = tabs[name]
     paths = []
@@ -263,8 +283,25 @@ def export_store(store: ResultsStore, out_dir: Path, *, fmt: str = "csv") -> lis
     return paths
 
 
-def write_report(store: ResultsStore, out_dir: Path, *, run_ids=None, title: str = "imbalanced-dp report") -> Path:
-    """Tables, figures and report.html for a store (or some of its runs)."""
+def write_report(
+    store: ResultsStore, out_dir: Path, *, run_ids=None, title: str = "imbalanced-dp report"
+) -> Path:
+    """Tables, figures and report.html for a store (or some of its runs); returns the path
+    of report.html.
+
+    Examples
+    --------
+    >>> import tempfile, pathlib
+    >>> from imbalanced_dp import DatasetRef, ResultsStore, RunSpec, run_runs, write_report
+    >>> specs = [RunSpec(DatasetRef(name="pima"), seed=s, epsilon=e, epochs=3,
+    ...                  accountant="rdp") for s in (0, 1) for e in (None, 2.0)]
+    >>> with tempfile.TemporaryDirectory() as tmp:
+    ...     with ResultsStore(pathlib.Path(tmp) / "r.sqlite") as store:
+    ...         _ = run_runs(specs, store, workers=1, quiet=True)
+    ...         path = write_report(store, pathlib.Path(tmp) / "report")
+    ...         print(path.name, path.stat().st_size > 10_000)
+    report.html True
+    """
     from .reports import build_report
 
     return build_report(store, Path(out_dir), run_ids=run_ids, title=title)

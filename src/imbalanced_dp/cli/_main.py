@@ -31,10 +31,25 @@ def _echo_err(msg: str) -> None:
 
 
 def dataset_options(f):
-    f = click.option("--positive", metavar="VALUE", help="Target value meaning positive (label 1). Default: 1 for 0/1 targets, else the rarer value.")(f)
+    f = click.option(
+        "--positive",
+        metavar="VALUE",
+        help="Target value meaning positive (label 1). Default: 1 for 0/1 targets, "
+        "else the rarer value.",
+    )(f)
     f = click.option("--target", metavar="COL", help="Target column of --csv.")(f)
-    f = click.option("--csv", "csv_path", type=click.Path(dir_okay=True, path_type=Path), metavar="PATH", help="A CSV table of your own (with --target).")(f)
-    f = click.option("--dataset", metavar="NAME", help="A bundled dataset: pima or breast_cancer (see `imbalanced-dp datasets`).")(f)
+    f = click.option(
+        "--csv",
+        "csv_path",
+        type=click.Path(dir_okay=True, path_type=Path),
+        metavar="PATH",
+        help="A CSV table of your own (with --target).",
+    )(f)
+    f = click.option(
+        "--dataset",
+        metavar="NAME",
+        help="A bundled dataset: pima or breast_cancer (see `imbalanced-dp datasets`).",
+    )(f)
     return f
 
 
@@ -46,7 +61,9 @@ def _dataset_ref(dataset, csv_path, target, positive):
     if not dataset and not csv_path:
         raise ParameterError("give a dataset: --dataset NAME or --csv PATH --target COL")
     if csv_path and not target:
-        raise ParameterError(f"--csv {csv_path} needs --target COL (the column holding the classes)")
+        raise ParameterError(
+            f"--csv {csv_path} needs --target COL (the column holding the classes)"
+        )
     if dataset and (target or positive):
         raise ParameterError("--target and --positive apply to --csv tables only")
     if dataset:
@@ -127,23 +144,84 @@ def datasets(as_json: bool) -> None:
 @dataset_options
 @click.option("--epsilon", type=float, metavar="E", help="Target ε of DP-SGD (default 2).")
 @click.option("--non-private", is_flag=True, help="Plain minibatch SGD, no privacy.")
-@click.option("--delta", type=float, default=None, metavar="D", help="δ (default 1e-4, or the largest power of ten ≤ 1/(10 n)).")
+@click.option(
+    "--delta",
+    type=float,
+    default=None,
+    metavar="D",
+    help="δ (default 1e-4, or the largest power of ten ≤ 1/(10 n)).",
+)
 @click.option("--epochs", type=int, default=500, show_default=True, metavar="N")
 @click.option("--batch-size", type=int, default=64, show_default=True, metavar="B")
-@click.option("--lr", type=float, default=None, metavar="LR", help="Learning rate (default: the dataset's preset: pima 0.01, breast_cancer 0.001, else 0.01).")
-@click.option("--clip", type=float, default=1.0, show_default=True, metavar="C", help="Per-example clip bound.")
-@click.option("--layers", default=None, metavar="H1,H2,...", help="Hidden layer sizes (default: the dataset's preset, else 20,10,10).")
+@click.option(
+    "--lr",
+    type=float,
+    default=None,
+    metavar="LR",
+    help="Learning rate (default: the dataset's preset: pima 0.01, breast_cancer 0.001, "
+    "else 0.01).",
+)
+@click.option(
+    "--clip",
+    type=float,
+    default=1.0,
+    show_default=True,
+    metavar="C",
+    help="Per-example clip bound.",
+)
+@click.option(
+    "--layers",
+    default=None,
+    metavar="H1,H2,...",
+    help="Hidden layer sizes (default: the dataset's preset, else 20,10,10).",
+)
 @click.option("--seed", type=int, default=0, show_default=True, metavar="S")
 @click.option("--engine", type=click.Choice(["fast", "opacus"]), default="fast", show_default=True)
 @click.option("--accountant", type=click.Choice(["prv", "rdp"]), default="prv", show_default=True)
-@click.option("--minority-fraction", type=float, default=None, metavar="F", help="Subsample the training split's minority class to this share.")
-@click.option("--imbalance-method", type=click.Choice(["subsample_minority", "undersample_majority"]), default="subsample_minority", show_default=True)
+@click.option(
+    "--minority-fraction",
+    type=float,
+    default=None,
+    metavar="F",
+    help="Subsample the training split's minority class to this share.",
+)
+@click.option(
+    "--imbalance-method",
+    type=click.Choice(["subsample_minority", "undersample_majority"]),
+    default="subsample_minority",
+    show_default=True,
+)
 @click.option("--test-fraction", type=float, default=0.2, show_default=True)
-@click.option("--mitigation", default="none", show_default=True, metavar="NAME", help="none, class_weighted, dpsgd_f or global_adapt (DP runs only).")
+@click.option(
+    "--mitigation",
+    default="none",
+    show_default=True,
+    metavar="NAME",
+    help="none, class_weighted, dpsgd_f or global_adapt (DP runs only).",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
-def run(dataset, csv_path, target, positive, epsilon, non_private, delta, epochs, batch_size, lr,
-        clip, layers, seed, engine, accountant, minority_fraction, imbalance_method,
-        test_fraction, mitigation, as_json) -> None:
+def run(
+    dataset,
+    csv_path,
+    target,
+    positive,
+    epsilon,
+    non_private,
+    delta,
+    epochs,
+    batch_size,
+    lr,
+    clip,
+    layers,
+    seed,
+    engine,
+    accountant,
+    minority_fraction,
+    imbalance_method,
+    test_fraction,
+    mitigation,
+    as_json,
+) -> None:
     """Train one model and print its per-class table (or one JSON object)."""
     from ..cli._render import run_json, run_text
     from ..privacy import default_delta
@@ -159,10 +237,21 @@ def run(dataset, csv_path, target, positive, epsilon, non_private, delta, epochs
     if delta is None:
         delta = min(1e-4, default_delta(ds.n_rows))
     spec = RunSpec(
-        dataset=ref, seed=seed, epsilon=eps, delta=delta, epochs=epochs, batch_size=batch_size,
-        lr=lr, clip=clip, layers=_layers(layers), accountant=accountant, engine=engine,
-        test_fraction=test_fraction, minority_fraction=minority_fraction,
-        imbalance_method=imbalance_method, mitigation=mitigation,
+        dataset=ref,
+        seed=seed,
+        epsilon=eps,
+        delta=delta,
+        epochs=epochs,
+        batch_size=batch_size,
+        lr=lr,
+        clip=clip,
+        layers=_layers(layers),
+        accountant=accountant,
+        engine=engine,
+        test_fraction=test_fraction,
+        minority_fraction=minority_fraction,
+        imbalance_method=imbalance_method,
+        mitigation=mitigation,
     )
     res = run_single(spec, threads=1)
     if as_json:
@@ -172,12 +261,28 @@ def run(dataset, csv_path, target, positive, epsilon, non_private, delta, epochs
 
 
 @cli.command()
-@click.option("--seeds", type=int, default=10, show_default=True, metavar="N", help="Seeds per setting (0 … N−1).")
+@click.option(
+    "--seeds",
+    type=int,
+    default=10,
+    show_default=True,
+    metavar="N",
+    help="Seeds per setting (0 … N−1).",
+)
 @click.option("--epochs", type=int, default=500, show_default=True, metavar="N")
 @click.option("--engine", type=click.Choice(["fast", "opacus"]), default="fast", show_default=True)
 @click.option("--accountant", type=click.Choice(["prv", "rdp"]), default="prv", show_default=True)
-@click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path), default=Path("reproduce-results"), show_default=True, help="Output folder (holds the results store: rerunning resumes).")
-@click.option("--workers", type=int, default=None, metavar="N", help="Worker processes (default: all cores).")
+@click.option(
+    "--out",
+    "out_dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=Path("reproduce-results"),
+    show_default=True,
+    help="Output folder (holds the results store: rerunning resumes).",
+)
+@click.option(
+    "--workers", type=int, default=None, metavar="N", help="Worker processes (default: all cores)."
+)
 @click.option("--no-report", is_flag=True, help="Skip report.html and the figures.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress output.")
 def reproduce(seeds, epochs, engine, accountant, out_dir, workers, no_report, quiet) -> None:
@@ -195,8 +300,15 @@ def reproduce(seeds, epochs, engine, accountant, out_dir, workers, no_report, qu
         raise ParameterError(f"--epochs must be at least 1; got {epochs}")
     _check_out_dir(out_dir)
     do_reproduce(
-        seeds=seeds, epochs=epochs, engine=engine, accountant=accountant, out_dir=out_dir,
-        workers=workers, report=not no_report, quiet=quiet, echo=click.echo,
+        seeds=seeds,
+        epochs=epochs,
+        engine=engine,
+        accountant=accountant,
+        out_dir=out_dir,
+        workers=workers,
+        report=not no_report,
+        quiet=quiet,
+        echo=click.echo,
     )
 
 
@@ -210,18 +322,65 @@ def study() -> None:
 
 @study.command("run")
 @click.argument("spec_file", required=False, type=click.Path(dir_okay=False, path_type=Path))
-@click.option("--preset", type=click.Choice(["paper", "imbalance", "mitigation"]), default=None, help="A named study instead of a spec file.")
+@click.option(
+    "--preset",
+    type=click.Choice(["paper", "imbalance", "mitigation"]),
+    default=None,
+    help="A named study instead of a spec file.",
+)
 @dataset_options
-@click.option("--store", type=click.Path(dir_okay=False, path_type=Path), default=None, help="Results store (default: imbalanced-dp-results/results.sqlite).")
+@click.option(
+    "--store",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="Results store (default: imbalanced-dp-results/results.sqlite).",
+)
 @click.option("--backend", type=click.Choice(["local", "ray"]), default="local", show_default=True)
-@click.option("--address", default=None, metavar="ADDR", help="Ray cluster address (default: start a local Ray instance).")
-@click.option("--workers", type=int, default=None, metavar="N", help="Worker processes / Ray CPUs (default: all cores).")
-@click.option("--max-batch", type=int, default=40, show_default=True, metavar="K", help="Most runs per engine batch (smaller batches lose less work to a crash).")
-@click.option("--report-dir", type=click.Path(file_okay=False, path_type=Path), default=None, help="Where to write the report (default: next to the store).")
+@click.option(
+    "--address",
+    default=None,
+    metavar="ADDR",
+    help="Ray cluster address (default: start a local Ray instance).",
+)
+@click.option(
+    "--workers",
+    type=int,
+    default=None,
+    metavar="N",
+    help="Worker processes / Ray CPUs (default: all cores).",
+)
+@click.option(
+    "--max-batch",
+    type=int,
+    default=40,
+    show_default=True,
+    metavar="K",
+    help="Most runs per engine batch (smaller batches lose less work to a crash).",
+)
+@click.option(
+    "--report-dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    help="Where to write the report (default: next to the store).",
+)
 @click.option("--no-report", is_flag=True, help="Skip the report.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress output.")
-def study_run(spec_file, preset, dataset, csv_path, target, positive, store, backend, address,
-              workers, max_batch, report_dir, no_report, quiet) -> None:
+def study_run(
+    spec_file,
+    preset,
+    dataset,
+    csv_path,
+    target,
+    positive,
+    store,
+    backend,
+    address,
+    workers,
+    max_batch,
+    report_dir,
+    no_report,
+    quiet,
+) -> None:
     """Run a study: SPEC.toml, --preset NAME, or a default grid on --csv/--dataset.
 
     \b
@@ -236,7 +395,9 @@ def study_run(spec_file, preset, dataset, csv_path, target, positive, store, bac
 
     if max_batch < 1:
         raise ParameterError(f"--max-batch must be at least 1; got {max_batch}")
-    given = sum(x is not None and x is not False for x in (spec_file, preset)) + bool(dataset or csv_path)
+    given = sum(x is not None and x is not False for x in (spec_file, preset)) + bool(
+        dataset or csv_path
+    )
     if given != 1:
         raise ParameterError("give exactly one of SPEC.toml, --preset NAME or --dataset/--csv")
     if spec_file is not None:
@@ -247,8 +408,16 @@ def study_run(spec_file, preset, dataset, csv_path, target, positive, store, bac
         ref = _dataset_ref(dataset, csv_path, target, positive)
         spec = StudySpec(name=f"default-{ref.label}", datasets=[ref])
     ok = run_study(
-        spec, store_path=store, backend=backend, address=address, workers=workers,
-        max_batch=max_batch, report_dir=report_dir, report=not no_report, quiet=quiet, echo=click.echo,
+        spec,
+        store_path=store,
+        backend=backend,
+        address=address,
+        workers=workers,
+        max_batch=max_batch,
+        report_dir=report_dir,
+        report=not no_report,
+        quiet=quiet,
+        echo=click.echo,
         argv=sys.argv,
     )
     if not ok:
@@ -267,8 +436,17 @@ def study_status(store) -> None:
 
 @study.command("export")
 @click.option("--store", type=click.Path(dir_okay=False, path_type=Path), default=None)
-@click.option("--format", "fmt", type=click.Choice(["csv", "parquet"]), default="csv", show_default=True)
-@click.option("-o", "--out", "out_dir", type=click.Path(file_okay=False, path_type=Path), default=None, help="Folder (default: next to the store, export/).")
+@click.option(
+    "--format", "fmt", type=click.Choice(["csv", "parquet"]), default="csv", show_default=True
+)
+@click.option(
+    "-o",
+    "--out",
+    "out_dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    help="Folder (default: next to the store, export/).",
+)
 def study_export(store, fmt, out_dir) -> None:
     """Write tidy tables: results, predictions, runs and the aggregates over seeds."""
     from ..pipeline import export_store, open_existing_store
@@ -282,7 +460,14 @@ def study_export(store, fmt, out_dir) -> None:
 
 @cli.command()
 @click.option("--store", type=click.Path(dir_okay=False, path_type=Path), default=None)
-@click.option("-o", "--out", "out_dir", type=click.Path(file_okay=False, path_type=Path), default=None, help="Folder (default: report/ next to the store).")
+@click.option(
+    "-o",
+    "--out",
+    "out_dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    help="Folder (default: report/ next to the store).",
+)
 def report(store, out_dir) -> None:
     """Tables, figures and a self-contained report.html from a results store."""
     from ..pipeline import open_existing_store, write_report
@@ -333,7 +518,7 @@ def main(argv: list[str] | None = None) -> int:
         code = 130
     except SystemExit as exc:
         code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
-    except Exception as exc:  # noqa: BLE001 - the last line of defence
+    except Exception as exc:
         if debug:
             raise
         _echo_err(
@@ -344,3 +529,7 @@ def main(argv: list[str] | None = None) -> int:
     sys.stdout.flush()
     return code
 
+
+from ._audit import audit  # noqa: E402
+
+cli.add_command(audit)

@@ -71,8 +71,8 @@ def run_text(res, dataset) -> str:
     lines = [
         f"{dataset.title or dataset.name}: {res.data['n_train']} training rows "
         f"({res.data['train_count_0']} / {res.data['train_count_1']}, minority share "
-        f"{res.data['minority_fraction']:.3f}), {res.data['test_count_0'] + res.data['test_count_1']}"
-        " test rows",
+        f"{res.data['minority_fraction']:.3f}), "
+        f"{res.data['test_count_0'] + res.data['test_count_1']} test rows",
     ]
     if f["privacy"] == "dp":
         lines.append(

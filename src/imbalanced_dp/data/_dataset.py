@@ -209,6 +209,4 @@ def _load_breast_cancer() -> Dataset:
 
 
 register_dataset("pima", _load_pima, title="Pima Indians Diabetes")
-register_dataset(
-    "breast_cancer", _load_breast_cancer, title="Breast Cancer Wisconsin (Diagnostic)"
-)
+register_dataset("breast_cancer", _load_breast_cancer, title="Breast Cancer Wisconsin (Diagnostic)")

@@ -124,7 +124,7 @@ class PreparedSplit:
 
     @property
     def n_train(self) -> int:
-        return int(len(self.y_train))
+        return len(self.y_train)
 
     @property
     def train_class_counts(self) -> tuple[int, int]:

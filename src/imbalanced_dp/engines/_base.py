@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from itertools import pairwise
 from typing import Protocol
 
 import numpy as np
@@ -84,7 +85,7 @@ class TrainedModel:
         out = []
         off = 0
         s = self.arch.sizes
-        for a, b in zip(s[:-1], s[1:]):
+        for a, b in pairwise(s):
             W = self.params[off : off + a * b].reshape(b, a)
             off += a * b
             bias = self.params[off : off + b]

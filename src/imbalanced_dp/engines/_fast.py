@@ -12,7 +12,11 @@ from ..exceptions import ParameterError
 from . import _kernel as k
 from ._base import TrainedModel, TrainJob
 
-_RULES = {"standard": k.MODE_STANDARD, "dpsgd_f": k.MODE_DPSGD_F, "global_adapt": k.MODE_GLOBAL_ADAPT}
+_RULES = {
+    "standard": k.MODE_STANDARD,
+    "dpsgd_f": k.MODE_DPSGD_F,
+    "global_adapt": k.MODE_GLOBAL_ADAPT,
+}
 
 
 def _default_threads() -> int:

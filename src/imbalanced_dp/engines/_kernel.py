@@ -395,7 +395,7 @@ def train_one(X, y, w, sizes, params_out, fs, ints, stats_out):
             B = stop - start
             for b in range(B):
                 idx[b] = perm[start + b]
-        if B > stats[STAT_MAX_BATCH]:
+        if stats[STAT_MAX_BATCH] < B:
             stats[STAT_MAX_BATCH] = B
         if B == 0:
             stats[STAT_EMPTY_STEPS] += 1

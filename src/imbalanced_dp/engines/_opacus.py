@@ -96,10 +96,10 @@ class OpacusEngine:
         if c.private:
             from opacus import PrivacyEngine
 
-            engine = PrivacyEngine(accountant="prv", secure_mode=False)
             with warnings.catch_warnings():
                 # Opacus warns that secure_mode is off; the ledger says so instead.
                 warnings.simplefilter("ignore")
+                engine = PrivacyEngine(accountant="prv", secure_mode=False)
                 model, optimizer, loader = engine.make_private(
                     module=model,
                     optimizer=optimizer,

@@ -19,7 +19,7 @@ from ..exceptions import ParameterError
 from . import _kernel as k
 from ._base import TrainedModel, TrainJob
 from ._fast import pack_jobs, stats_dict
-from ._rng import STREAM_AUX, STREAM_INIT, STREAM_NOISE, STREAM_SAMPLE, _A, _B, _C, _D, _E, _F
+from ._rng import _A, _B, _C, _D, _E, _F, STREAM_AUX, STREAM_INIT, STREAM_NOISE, STREAM_SAMPLE
 
 _M0 = 0xD2511F53
 _M1 = 0xCD9E8D57
@@ -222,7 +222,6 @@ def train_torch(
     stats = torch.zeros((K, k.N_STATS), dtype=torch.float64, device=dev)
     clip_sum = torch.zeros((K, 2), dtype=torch.float64, device=dev)
     T = int(steps.max())
-    ar = torch.arange(n_max, device=dev)[None, :]
     perms: dict = {}
     for t in range(T):
         active = torch.as_tensor(steps > t, device=dev)
@@ -307,13 +306,14 @@ def train_torch(
         cc = clip[:, 0:1]
         f2 = torch.where(nrm > zt, torch.where(nrm > cc, cc / safe, 1.0), cc / zt)
         below_t = (finite & member & ~(nrm > zt)).sum(1).double()
-        m0, m1, m2 = (mode == 0)[:, None], (mode == 1)[:, None], (mode == 2)[:, None]
+        m0, m1 = (mode == 0)[:, None], (mode == 1)[:, None]
         fpriv = torch.where(m0, f0, torch.where(m1, f1, f2))
         fpriv = torch.where(finite & member, fpriv, 0.0)
         factor = torch.where(private[:, None], fpriv, factor)
-        clipped = torch.where(
-            m0, clipped0, torch.where(m1, above, member & finite & (nrm > zt))
-        ) & private[:, None]
+        clipped = (
+            torch.where(m0, clipped0, torch.where(m1, above, member & finite & (nrm > zt)))
+            & private[:, None]
+        )
         for c in (0, 1):
             stats[:, k.STAT_CLIPPED_0 + c] += (clipped & (ycls == c)).sum(1).double()
         is1 = (mode == 1) & private & active

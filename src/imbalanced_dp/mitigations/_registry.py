@@ -151,8 +151,10 @@ def _class_weighted(prepared, sigmas):
             source = f"a public class prior {prior} given by the user"
         if len(w) != 2 or min(w) <= 0:
             raise ParameterError(f"weights must be two positive numbers; got {w}")
-        led.notes.append(f"class weights {[round(v, 4) for v in w]} from {source}: not fitted "
-                         "on the private data, no privacy spent")
+        led.notes.append(
+            f"class weights {[round(v, 4) for v in w]} from {source}: not fitted "
+            "on the private data, no privacy spent"
+        )
     else:
         share = _share(params, "count_share", 0.05)
         eps_c = share * spec.epsilon
@@ -162,8 +164,11 @@ def _class_weighted(prepared, sigmas):
         key = (spec.accountant, float(eps_sgd), float(spec.delta), led.sample_rate, led.steps)
         sigma = _sigma(sigmas, key)
         spent_sgd = epsilon_spent(
-            noise_multiplier=sigma, sample_rate=led.sample_rate, steps=led.steps,
-            delta=spec.delta, accountant=spec.accountant,
+            noise_multiplier=sigma,
+            sample_rate=led.sample_rate,
+            steps=led.steps,
+            delta=spec.delta,
+            accountant=spec.accountant,
         )
         prepared.config = replace(prepared.config, noise_multiplier=sigma)
         led.noise_multiplier = sigma
@@ -191,8 +196,10 @@ def _class_weighted(prepared, sigmas):
         )
     weights = np.where(y == 1, w[1], w[0]).astype(np.float64)
     prepared.weights = weights
-    led.notes.append(f"per-class loss weights {[round(v, 4) for v in w]} applied before "
-                     "clipping: sensitivity stays C")
+    led.notes.append(
+        f"per-class loss weights {[round(v, 4) for v in w]} applied before "
+        "clipping: sensitivity stays C"
+    )
     _threshold(prepared, params)
     return prepared
 
@@ -217,12 +224,19 @@ def _with_counts(prepared, sigmas, rule: str, aux: dict, description: str):
     q, steps = led.sample_rate, led.steps
     sg, sa, share, _, _ = aux_calibration(spec, q, steps, params, sigmas)
     total = epsilon_spent(
-        noise_multiplier=sg, sample_rate=q, steps=steps, delta=spec.delta,
-        accountant=spec.accountant, extra=((sa, q, steps),),
+        noise_multiplier=sg,
+        sample_rate=q,
+        steps=steps,
+        delta=spec.delta,
+        accountant=spec.accountant,
+        extra=((sa, q, steps),),
     )
     alone = {
         name: epsilon_spent(
-            noise_multiplier=s, sample_rate=q, steps=steps, delta=spec.delta,
+            noise_multiplier=s,
+            sample_rate=q,
+            steps=steps,
+            delta=spec.delta,
             accountant=spec.accountant,
         )
         for name, s in (("gradients", sg), ("counts", sa))
@@ -273,9 +287,7 @@ def _global_adapt(prepared, sigmas):
         "quantile": float(params.get("quantile", 0.9)),
     }
     if aux["z0"] <= 0 or aux["lr_z"] <= 0 or not 0 < aux["quantile"] < 1:
-        raise ParameterError(
-            f"global_adapt needs z0 > 0, lr_z > 0 and 0 < quantile < 1; got {aux}"
-        )
+        raise ParameterError(f"global_adapt needs z0 > 0, lr_z > 0 and 0 < quantile < 1; got {aux}")
     return _with_counts(
         prepared,
         sigmas,
@@ -309,9 +321,7 @@ def check_mitigation(spec) -> None:
     non-private run, or an unknown parameter."""
     name = spec.mitigation
     if name not in MITIGATIONS:
-        raise ParameterError(
-            f"mitigation must be one of {', '.join(MITIGATIONS)}; got {name!r}"
-        )
+        raise ParameterError(f"mitigation must be one of {', '.join(MITIGATIONS)}; got {name!r}")
     if name == "oversample":
         raise ParameterError(OVERSAMPLE_REFUSAL)
     if name != "none" and not spec.private:
@@ -344,5 +354,7 @@ def calibration_keys_for(spec, plan, sigmas: dict | None = None) -> list[tuple]:
     if sigmas is None or key_g not in sigmas:
         return [key_g]
     sg = sigmas[key_g]
-    return [key_g, (spec.accountant, float(spec.epsilon), float(spec.delta), q, steps, ((sg, q, steps),))]
-
+    return [
+        key_g,
+        (spec.accountant, float(spec.epsilon), float(spec.delta), q, steps, ((sg, q, steps),)),
+    ]

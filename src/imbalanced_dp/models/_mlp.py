@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from itertools import pairwise
 
 from ..exceptions import ParameterError
 
@@ -35,7 +36,7 @@ class Architecture:
 
     @property
     def n_params(self) -> int:
-        return sum((a + 1) * b for a, b in zip(self.sizes[:-1], self.sizes[1:]))
+        return sum((a + 1) * b for a, b in pairwise(self.sizes))
 
     def __str__(self) -> str:
         return "-".join(str(s) for s in self.sizes)
@@ -77,7 +78,7 @@ def build_mlp(arch: Architecture):
 
     layers: list = []
     sizes = arch.sizes
-    for i, (a, b) in enumerate(zip(sizes[:-1], sizes[1:])):
+    for i, (a, b) in enumerate(pairwise(sizes)):
         layers.append(nn.Linear(a, b))
         if i < len(sizes) - 2:
             layers.append(nn.ReLU())

@@ -36,8 +36,8 @@ def fraction_label(target) -> str:
 def store_frame(store: ResultsStore, run_ids=None) -> pd.DataFrame:
     """One row per done run × class, with setting labels and the run-level scores."""
     df = store.query(
-        'SELECT r.run_id, r.dataset, r.minority_fraction_target, r.minority_fraction, '
-        'r.privacy, r.epsilon_target, r.epsilon_spent, r.mitigation, r.seed, r.engine, '
+        "SELECT r.run_id, r.dataset, r.minority_fraction_target, r.minority_fraction, "
+        "r.privacy, r.epsilon_target, r.epsilon_spent, r.mitigation, r.seed, r.engine, "
         'r.accuracy, r.balanced_accuracy, m."class", m.pre, m.rec, m.spe, m.f1, m.geo, '
         "m.iba, m.sup FROM runs r JOIN class_metrics m ON m.run_id = r.run_id "
         "WHERE r.status = 'done' ORDER BY r.rowid"
@@ -136,9 +136,7 @@ def aggregate_fairness(df: pd.DataFrame, *, confidence: float = 0.95) -> pd.Data
     return pd.DataFrame(rows)
 
 
-def _paired(
-    a: pd.DataFrame, b: pd.DataFrame, on: list[str], value: str, confidence: float
-) -> dict:
+def _paired(a: pd.DataFrame, b: pd.DataFrame, on: list[str], value: str, confidence: float) -> dict:
     m = a.merge(b, on=on, suffixes=("_a", "_b"))
     pt = paired_difference(
         m[f"{value}_a"].to_numpy(float), m[f"{value}_b"].to_numpy(float), confidence=confidence
@@ -209,7 +207,9 @@ def mitigation_effects(df: pd.DataFrame, *, confidence: float = 0.95) -> pd.Data
     for (ds, frac, pr, mit), g in fr[
         (fr["privacy"] != "none") & (fr["mitigation"] != "none")
     ].groupby(SETTING, sort=False):
-        ref = plain[(plain["dataset"] == ds) & (plain["fraction"] == frac) & (plain["privacy"] == pr)]
+        ref = plain[
+            (plain["dataset"] == ds) & (plain["fraction"] == frac) & (plain["privacy"] == pr)
+        ]
         if ref.empty:
             continue
         for measure in ("minority_recall", "balanced_accuracy", "recall_gap", "worst_recall"):
@@ -224,9 +224,11 @@ def mitigation_effects(df: pd.DataFrame, *, confidence: float = 0.95) -> pd.Data
         nb = base[(base["dataset"] == ds) & (base["fraction"] == frac)]
         if not nb.empty:
             # cost of privacy in balanced accuracy: (none - mitigated) - (none - plain)
-            m = nb[["seed", "balanced_accuracy"]].merge(
-                g[["seed", "balanced_accuracy"]], on="seed", suffixes=("_n", "_m")
-            ).merge(ref[["seed", "balanced_accuracy"]], on="seed")
+            m = (
+                nb[["seed", "balanced_accuracy"]]
+                .merge(g[["seed", "balanced_accuracy"]], on="seed", suffixes=("_n", "_m"))
+                .merge(ref[["seed", "balanced_accuracy"]], on="seed")
+            )
             a = (m["balanced_accuracy_n"] - m["balanced_accuracy_m"]).to_numpy(float)
             b = (m["balanced_accuracy_n"] - m["balanced_accuracy"]).to_numpy(float)
             pt = paired_difference(a, b, confidence=confidence)

@@ -332,9 +332,7 @@ def execute_batch(batch: Batch) -> list[RunResult]:
     never as exceptions, so that a sweep goes on."""
     ver = versions()
     try:
-        prepared = [
-            prepare_run(rid, spec, batch.sigmas, batch.dataset) for rid, spec in batch.runs
-        ]
+        prepared = [prepare_run(rid, spec, batch.sigmas, batch.dataset) for rid, spec in batch.runs]
     except Exception as exc:
         user = isinstance(exc, ImbalancedDPError)
         return [_failure(rid, s, exc, trace=not user) for rid, s in batch.runs]
@@ -353,8 +351,7 @@ def train_prepared(prepared: Sequence[PreparedRun], *, threads: int = 1) -> list
     engine_name = prepared[0].spec.engine
     engine = get_engine(engine_name)
     jobs = [
-        TrainJob(p.split.X_train, p.split.y_train, _arch(p), p.config, p.weights)
-        for p in prepared
+        TrainJob(p.split.X_train, p.split.y_train, _arch(p), p.config, p.weights) for p in prepared
     ]
     t0 = time.perf_counter()
     models = engine.train(jobs, threads=threads)
@@ -373,7 +370,18 @@ def _arch(p: PreparedRun):
 
 def run_single(spec: RunSpec, *, threads: int = 1) -> RunResult:
     """Validate, train and evaluate one run in this process (what ``imbalanced-dp run``
-    does). Bad settings raise :class:`~imbalanced_dp.exceptions.ImbalancedDPError`."""
+    does). Bad settings raise :class:`~imbalanced_dp.exceptions.ImbalancedDPError`.
+
+    Examples
+    --------
+    >>> from imbalanced_dp import DatasetRef, RunSpec, run_single
+    >>> res = run_single(RunSpec(DatasetRef(name="pima"), seed=0, epsilon=2.0, epochs=5,
+    ...                          accountant="rdp"))
+    >>> res.status, [m["class"] for m in res.metrics]
+    ('done', ['0', '1', 'avg/total'])
+    >>> res.ledger.epsilon_spent <= 2.0 and res.ledger.steps == 50
+    True
+    """
     ds = spec.dataset.load(spec.test_fraction)
     plan_run(spec)
     prepared = prepare_run(spec.run_id(ds.fingerprint), spec, {})

@@ -86,15 +86,17 @@ class Progress:
         self._last = 0.0
         self._bar = None
         if not quiet and total > 0 and getattr(self.stream, "isatty", lambda: False)():
+            from rich.console import Console
             from rich.progress import (
                 BarColumn,
                 MofNCompleteColumn,
-                Progress as RichProgress,
                 TextColumn,
                 TimeElapsedColumn,
                 TimeRemainingColumn,
             )
-            from rich.console import Console
+            from rich.progress import (
+                Progress as RichProgress,
+            )
 
             self._bar = RichProgress(
                 TextColumn("runs"),
@@ -172,7 +174,11 @@ def _calibrate_one(key: tuple) -> tuple[tuple, float, float]:
         target_epsilon=eps, delta=delta, sample_rate=q, steps=steps, accountant=acc, extra=extra
     )
     spent = epsilon_spent(
-        noise_multiplier=sigma, sample_rate=q, steps=steps, delta=delta, accountant=acc,
+        noise_multiplier=sigma,
+        sample_rate=q,
+        steps=steps,
+        delta=delta,
+        accountant=acc,
         extra=extra,
     )
     return key, sigma, spent
@@ -370,6 +376,21 @@ def run_runs(
     """Run every spec not yet done in ``store`` and store the results as they finish.
 
     Returns counts; raises :class:`StudyInterrupted` on Ctrl-C after storing what finished.
+    With ``workers`` > 1 the runs go to a pool of processes: call it from a script's
+    ``if __name__ == "__main__":`` block.
+
+    Examples
+    --------
+    >>> import tempfile, pathlib
+    >>> from imbalanced_dp import DatasetRef, ResultsStore, RunSpec, run_runs
+    >>> specs = [RunSpec(DatasetRef(name="pima"), seed=s, epsilon=e, epochs=3,
+    ...                  accountant="rdp") for s in (0, 1) for e in (None, 2.0)]
+    >>> with tempfile.TemporaryDirectory() as tmp:
+    ...     with ResultsStore(pathlib.Path(tmp) / "r.sqlite") as store:
+    ...         first = run_runs(specs, store, workers=1, quiet=True)
+    ...         again = run_runs(specs, store, workers=1, quiet=True)
+    >>> (first.done, first.skipped), (again.done, again.skipped)
+    ((4, 0), (0, 4))
     """
     if backend not in BACKENDS:
         raise ParameterError(f"backend must be one of {', '.join(BACKENDS)}; got {backend!r}")
@@ -378,9 +399,7 @@ def run_runs(
         raise ParameterError(f"workers must be at least 1; got {workers}")
     t0 = time.perf_counter()
     runs = validate_runs(specs)
-    store.record_study(
-        study, study_spec or {}, [(rid, group_label(s)) for rid, s in runs]
-    )
+    store.record_study(study, study_spec or {}, [(rid, group_label(s)) for rid, s in runs])
     done_before = store.done_ids()
     pending = [(rid, s) for rid, s in runs if rid not in done_before]
     outcome = StudyOutcome(
@@ -445,4 +464,3 @@ def run_runs(
     if interrupted:
         raise StudyInterrupted(outcome.skipped + outcome.done, outcome.total)
     return outcome
-

@@ -62,7 +62,17 @@ ATTACKS = ("loss", "lira")
 
 @dataclass
 class StudySpec:
-    """A validated study specification (see the module docstring for the format)."""
+    """A validated study specification (see the module docstring for the format).
+
+    Examples
+    --------
+    >>> from imbalanced_dp import preset
+    >>> spec = preset("imbalance")
+    >>> spec.minority_fractions, spec.privacy, len(spec.seeds)
+    ([None, 0.2, 0.1, 0.05], [None, 8.0, 2.0, 1.0], 10)
+    >>> len(spec.expand())
+    320
+    """
 
     name: str = "study"
     datasets: list[DatasetRef] = field(default_factory=list)
@@ -165,12 +175,16 @@ def _dataset(v, base: Path | None) -> DatasetRef:
     if isinstance(v, dict):
         unknown = set(v) - {"csv", "target", "positive"}
         if unknown or "csv" not in v or "target" not in v:
-            raise _err("datasets", 'a table {csv = "file.csv", target = "column", positive = ...}', v)
+            raise _err(
+                "datasets", 'a table {csv = "file.csv", target = "column", positive = ...}', v
+            )
         path = Path(str(v["csv"]))
         if base is not None and not path.is_absolute():
             path = base / path
         pos = v.get("positive")
-        return DatasetRef(csv=str(path), target=str(v["target"]), positive=None if pos is None else str(pos))
+        return DatasetRef(
+            csv=str(path), target=str(v["target"]), positive=None if pos is None else str(pos)
+        )
     raise _err("datasets", "a list of dataset names or tables", v)
 
 
@@ -179,9 +193,7 @@ def spec_from_dict(d: dict, *, base: Path | None = None, name: str = "study") ->
     :class:`~imbalanced_dp.exceptions.SpecError` naming the key and what is expected."""
     unknown = sorted(set(d) - set(KEYS))
     if unknown:
-        raise SpecError(
-            f"unknown study spec key {unknown[0]!r}; known keys: {', '.join(KEYS)}"
-        )
+        raise SpecError(f"unknown study spec key {unknown[0]!r}; known keys: {', '.join(KEYS)}")
     spec = StudySpec(name=str(d.get("name", name)))
     if "datasets" not in d:
         raise SpecError("study spec: 'datasets' is required (names or CSV tables)")
@@ -192,7 +204,9 @@ def spec_from_dict(d: dict, *, base: Path | None = None, name: str = "study") ->
     if "minority_fractions" in d:
         fr = d["minority_fractions"]
         if not isinstance(fr, list) or not fr:
-            raise _err("minority_fractions", 'a non-empty list of "natural" or numbers in (0, 1)', fr)
+            raise _err(
+                "minority_fractions", 'a non-empty list of "natural" or numbers in (0, 1)', fr
+            )
         out = []
         for v in fr:
             if v == "natural":
@@ -219,8 +233,10 @@ def spec_from_dict(d: dict, *, base: Path | None = None, name: str = "study") ->
             if s < 1:
                 raise _err("seeds", "a count >= 1 or a list of non-negative integers", s)
             spec.seeds = list(range(s))
-        elif isinstance(s, list) and s and all(
-            isinstance(x, int) and not isinstance(x, bool) and x >= 0 for x in s
+        elif (
+            isinstance(s, list)
+            and s
+            and all(isinstance(x, int) and not isinstance(x, bool) and x >= 0 for x in s)
         ):
             if len(set(s)) != len(s):
                 raise _err("seeds", "distinct seeds", s)
@@ -253,7 +269,9 @@ def spec_from_dict(d: dict, *, base: Path | None = None, name: str = "study") ->
     if "test_fraction" in d:
         spec.test_fraction = _pos_number("test_fraction", d["test_fraction"], upper=1.0)
     if "imbalance_method" in d:
-        spec.imbalance_method = _choice("imbalance_method", d["imbalance_method"], IMBALANCE_METHODS)
+        spec.imbalance_method = _choice(
+            "imbalance_method", d["imbalance_method"], IMBALANCE_METHODS
+        )
     if "mitigations" in d:
         from ..mitigations import mitigation_names
 
@@ -264,7 +282,9 @@ def spec_from_dict(d: dict, *, base: Path | None = None, name: str = "study") ->
     if "mitigation_params" in d:
         mp = d["mitigation_params"]
         if not isinstance(mp, dict) or not all(isinstance(v, dict) for v in mp.values()):
-            raise _err("mitigation_params", "a table of tables, e.g. [mitigation_params.dpsgd_f]", mp)
+            raise _err(
+                "mitigation_params", "a table of tables, e.g. [mitigation_params.dpsgd_f]", mp
+            )
         spec.mitigation_params = {k: dict(v) for k, v in mp.items()}
     if "attacks" in d:
         a = d["attacks"]

@@ -161,9 +161,10 @@ class ResultsStore:
     --------
     >>> import tempfile, pathlib
     >>> from imbalanced_dp import ResultsStore
-    >>> store = ResultsStore(pathlib.Path(tempfile.mkdtemp()) / "r.sqlite")
-    >>> store.done_ids()
-    set()
+    >>> with tempfile.TemporaryDirectory() as tmp:
+    ...     with ResultsStore(pathlib.Path(tmp) / "r.sqlite") as store:
+    ...         print(store.done_ids(), store.status_counts())
+    set() {}
     """
 
     def __init__(self, path: str | Path) -> None:
@@ -368,7 +369,7 @@ class ResultsStore:
         df = self.query(
             f"SELECT {cols} FROM runs r JOIN class_metrics m ON m.run_id = r.run_id "
             "WHERE r.status = 'done' ORDER BY r.rowid, "
-            "CASE m.\"class\" WHEN 'avg/total' THEN 1 ELSE 0 END, m.\"class\""
+            'CASE m."class" WHEN \'avg/total\' THEN 1 ELSE 0 END, m."class"'
         )
         if run_ids is not None:
             df = df[df["run_id"].isin(set(run_ids))]

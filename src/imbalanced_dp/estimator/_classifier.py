@@ -1,0 +1,571 @@
+"""``DPMLPClassifier``: a multilayer perceptron trained by DP-SGD, as a scikit-learn estimator.
+
+The estimator is a thin front door over the library: it validates its parameters and the
+data, fixes the public constants of the mechanism (sample rate, steps, expected batch size),
+calibrates the noise multiplier with a maintained accountant, hands one
+:class:`~imbalanced_dp.engines.TrainJob` to an engine and keeps the trained model with its
+privacy ledger. Nothing about the mechanism is re-implemented here.
+"""
+
+from __future__ import annotations
+
+import math
+import numbers
+import sys
+import warnings
+from collections.abc import Sequence
+
+import numpy as np
+from sklearn.base import BaseEstimator, ClassifierMixin
+from sklearn.utils import check_random_state
+from sklearn.utils.multiclass import check_classification_targets, type_of_target
+from sklearn.utils.validation import check_is_fitted, validate_data
+
+from ..engines import Engine, RunConfig, TrainJob, get_engine
+from ..exceptions import ParameterError
+from ..models import DEFAULT_HIDDEN, DEFAULT_LR, architecture
+from ..privacy import (
+    ACCOUNTANTS,
+    NOISE_NOTE,
+    PUBLIC_N_NOTE,
+    PrivacyLedger,
+    PrivacyWarning,
+    accountant_version,
+    calibrate_noise_multiplier,
+    check_delta,
+    default_delta,
+    epsilon_spent,
+    sampling_plan,
+)
+
+#: Ledger entry of every private fit: the estimator cannot see what the caller fitted on the
+#: same rows before handing them over (PRIVACY.md rule 8).
+PREPROCESSING_NOTE = (
+    "preprocessing fitted on the training rows before they reach the classifier (e.g. a "
+    "StandardScaler or an imputer in a Pipeline) is outside DP-SGD: it is not covered by "
+    "epsilon"
+)
+#: Ledger entry of every private fit: the settings are the caller's choice.
+ESTIMATOR_HYPERPARAMETER_NOTE = (
+    "hyperparameters (architecture, learning rate, epochs, batch size, clip bound, class "
+    "weights) are taken as given; choosing them by looking at this data (e.g. a grid search) "
+    "spends privacy beyond epsilon"
+)
+#: Ledger entry of a private fit with ``class_weight="balanced"``.
+BALANCED_WEIGHTS_NOTE = (
+    'class_weight="balanced" computes the loss weights from the class counts of the private '
+    "training rows, outside DP-SGD: the counts are not covered by epsilon (give a dict of "
+    "weights from a public prior instead)"
+)
+#: Ledger entry of a private fit inside a hyperparameter search or threshold tuning.
+TUNING_NOTE = (
+    "fitted inside {search}, which compares fits on the same private data: the selection is "
+    "not covered by epsilon (each fit's epsilon covers that fit only)"
+)
+#: Ledger entry of a private fit: what the rows given to predict/score are.
+PREDICT_NOTE = (
+    "epsilon protects the rows given to fit; rows given to predict, decision_function or "
+    "score are used in the clear"
+)
+
+# Meta-estimators that select among fits on the same data (by class name, so that
+# BaseSearchCV subclasses of other libraries are recognised too).
+_TUNERS = ("BaseSearchCV", "TunedThresholdClassifierCV")
+_MAX_SEED = 2**32 - 1
+
+
+def _is_number(x: object) -> bool:
+    return isinstance(x, numbers.Real) and not isinstance(x, bool)
+
+
+def _is_int(x: object) -> bool:
+    return isinstance(x, numbers.Integral) and not isinstance(x, bool)
+
+
+def _enclosing_tuner() -> str | None:
+    """The class name of a hyperparameter search (or threshold tuner) that called us, if any.
+
+    Searches fit their candidates in this process unless ``n_jobs`` sends them to workers;
+    the refit of the best candidate always runs here, so a search with ``refit=True`` is
+    always noticed."""
+    frame = sys._getframe(2)
+    while frame is not None:
+        owner = frame.f_locals.get("self")
+        if owner is not None and any(c.__name__ in _TUNERS for c in type(owner).__mro__):
+            return type(owner).__name__
+        frame = frame.f_back
+    return None
+
+
+class DPMLPClassifier(ClassifierMixin, BaseEstimator):
+    """Multilayer perceptron for binary classification trained with DP-SGD.
+
+    Each step samples every training row independently with probability ``q`` (Poisson
+    sampling), clips each row's whole gradient to norm ``max_grad_norm``, sums, adds Gaussian
+    noise of standard deviation ``noise_multiplier_ * max_grad_norm`` and divides by the
+    expected batch size (Abadi et al. 2016). The noise multiplier is calibrated so that the
+    whole run spends at most ``epsilon`` at ``delta`` by the chosen accountant; the ε actually
+    spent is ``epsilon_``. Everything needed to check the claim is in ``privacy_ledger_``.
+
+    Parameters
+    ----------
+    hidden_layer_sizes : int or tuple of int, default=(20, 10, 10)
+        Widths of the hidden layers (ReLU between them); ``()`` gives a logistic model.
+    epsilon : float or None, default=1.0
+        Target ε of the whole run. ``None`` trains without privacy (shuffled minibatches,
+        no clipping, no noise): the non-private baseline.
+    delta : float or None, default=None
+        δ of the guarantee; must be below ``1 / n`` (``n`` training rows), and a value above
+        ``1 / (10 n)`` warns. ``None`` takes the largest power of ten not above
+        ``1 / (10 n)`` (:func:`~imbalanced_dp.privacy.default_delta`): 1e-4 for
+        101 ≤ n ≤ 1000, 1e-5 up to 10 000, and so on.
+    max_grad_norm : float, default=1.0
+        Clip bound ``C`` of each row's gradient (private training only).
+    batch_size : int, default=64
+        Expected batch size. The sample rate is ``q = 1 / ceil(n / batch_size)`` with
+        ``ceil(n / batch_size)`` steps per epoch, as in Opacus; a batch size above ``n`` is
+        clipped to ``n`` (``q = 1``, one full-batch step per epoch) and the ledger says so.
+    epochs : int, default=500
+        Passes over the data; the number of steps is fixed in advance from it.
+    learning_rate : float, default=0.01
+        Step size of (noisy) SGD.
+    accountant : {"prv", "rdp"}, default="prv"
+        Opacus's accountant used to calibrate and report ε: PRV (tighter) or RDP.
+    engine : str or engine object, default="fast"
+        Training engine by name (:func:`~imbalanced_dp.engines.get_engine`: ``"fast"`` or
+        ``"opacus"``), or any object with the engine's ``train`` method.
+    class_weight : dict, "balanced" or None, default=None
+        Weights of the classes' losses, keyed by class label (missing classes weigh 1).
+        Weights multiply each row's loss before clipping, so the sensitivity stays ``C``. A
+        dict is a public prior and costs no privacy. ``"balanced"`` (``n / (2 n_c)``) reads
+        the private class counts: allowed, but under privacy it warns
+        (:class:`~imbalanced_dp.privacy.PrivacyWarning`) and the ledger lists it as not
+        covered by ε.
+    random_state : int, RandomState instance or None, default=None
+        Seed of the run (initialisation, sampling and noise). An int is the run's seed
+        itself (the same seed gives the same model on the same machine); ``None`` draws a
+        seed from ``numpy.random`` so that repeated fits differ; the seed used is ``seed_``.
+    device : str, default="cpu"
+        Where the engine trains (``"cpu"`` or ``"cuda"``).
+
+    Attributes
+    ----------
+    classes_ : ndarray of shape (2,)
+        The two class labels, sorted; ``classes_[1]`` is the engine's label 1 (the positive
+        class, label ``"1"`` of :func:`~imbalanced_dp.metrics.per_class_report` on 0/1
+        targets). Name string labels so that the positive one sorts second, or encode them
+        as 0/1.
+    n_features_in_ : int
+        Number of features seen in ``fit``.
+    feature_names_in_ : ndarray of shape (n_features_in_,)
+        Column names, when ``X`` has string column names.
+    noise_multiplier_ : float
+        Calibrated σ (0.0 without privacy).
+    epsilon_ : float
+        ε spent by the run according to ``accountant`` (≤ ``epsilon``); ``inf`` without
+        privacy.
+    delta_ : float or None
+        δ of the guarantee (``None`` without privacy).
+    privacy_ledger_ : PrivacyLedger
+        σ, q, steps, δ, target and spent ε, the accountant and its version, and in plain
+        words what ε does not cover.
+    seed_ : int
+        The run's seed.
+    batch_size_ : int
+        Batch size used (``batch_size`` clipped to the number of rows).
+    coefs_ : list of ndarray
+        Weight matrix of each layer, shape ``(in, out)`` as in ``MLPClassifier``.
+    intercepts_ : list of ndarray
+        Bias vector of each layer.
+    model_ : TrainedModel
+        The engine's result (flat parameters and training statistics).
+
+    See Also
+    --------
+    imbalanced_dp.metrics.per_class_report : the study's per-class metrics.
+    sklearn.neural_network.MLPClassifier : the non-private multilayer perceptron.
+
+    Notes
+    -----
+    Binary targets only: a target with more classes is refused (the per-class machinery of
+    the engines, per-class clip bounds and statistics, is built for two classes).
+
+    The features are used as given: put a ``StandardScaler`` before the classifier in a
+    ``Pipeline``. A scaler fitted on the training rows is outside ε, which the ledger
+    states; documented feature ranges (public information) avoid that.
+
+    ε covers one fit. Selecting among several fits on the same data (``GridSearchCV``,
+    ``TunedThresholdClassifierCV``) spends privacy beyond it: the classifier warns when it
+    notices that it is being tuned and adds the fact to its ledger. ``cross_val_score``
+    reports scores computed in the clear on held-out private rows.
+
+    References
+    ----------
+    Abadi et al., "Deep Learning with Differential Privacy", CCS 2016.
+    Gopi, Lee & Wutschitz, "Numerical Composition of Differential Privacy", NeurIPS 2021.
+    Papernot & Steinke, "Hyperparameter Tuning with Renyi Differential Privacy", ICLR 2022.
+
+    Examples
+    --------
+    >>> from sklearn.pipeline import make_pipeline
+    >>> from sklearn.preprocessing import StandardScaler
+    >>> from imbalanced_dp import DPMLPClassifier, load_dataset, prepare_split
+    >>> split = prepare_split(load_dataset("pima"), seed=0)
+    >>> clf = DPMLPClassifier(epsilon=2.0, epochs=20, accountant="rdp", random_state=0)
+    >>> clf = clf.fit(split.X_train, split.y_train)
+    >>> clf.classes_
+    array([0, 1])
+    >>> clf.delta_, clf.epsilon_ <= 2.0
+    (0.0001, True)
+    >>> clf.predict_proba(split.X_test).shape
+    (154, 2)
+
+    Any two labels work (sorted, as in scikit-learn: ``classes_[1]`` is the positive class),
+    and a scaler goes in a pipeline:
+
+    >>> ds = load_dataset("pima")
+    >>> y = ["yes" if v == 1 else "no" for v in ds.y]
+    >>> model = make_pipeline(StandardScaler(), DPMLPClassifier(epsilon=None, epochs=5,
+    ...                                                         random_state=0))
+    >>> model.fit(ds.X, y).classes_
+    array(['no', 'yes'], dtype='<U3')
+    """
+
+    def __init__(
+        self,
+        hidden_layer_sizes: int | Sequence[int] = DEFAULT_HIDDEN,
+        *,
+        epsilon: float | None = 1.0,
+        delta: float | None = None,
+        max_grad_norm: float = 1.0,
+        batch_size: int = 64,
+        epochs: int = 500,
+        learning_rate: float = DEFAULT_LR,
+        accountant: str = "prv",
+        engine: str | Engine = "fast",
+        class_weight: dict | str | None = None,
+        random_state: int | np.random.RandomState | None = None,
+        device: str = "cpu",
+    ) -> None:
+        self.hidden_layer_sizes = hidden_layer_sizes
+        self.epsilon = epsilon
+        self.delta = delta
+        self.max_grad_norm = max_grad_norm
+        self.batch_size = batch_size
+        self.epochs = epochs
+        self.learning_rate = learning_rate
+        self.accountant = accountant
+        self.engine = engine
+        self.class_weight = class_weight
+        self.random_state = random_state
+        self.device = device
+
+    # ------------------------------------------------------------------ validation
+
+    def _invalid(self, name: str, expected: str) -> ParameterError:
+        value = getattr(self, name)
+        return ParameterError(
+            f"The {name!r} parameter of {type(self).__name__} must be {expected}. "
+            f"Got {value!r} instead."
+        )
+
+    def _hidden(self) -> tuple[int, ...]:
+        h = self.hidden_layer_sizes
+        sizes = [h] if _is_int(h) else h
+        try:
+            ok = all(_is_int(s) and s >= 1 for s in sizes)
+        except TypeError:
+            ok = False
+        if not ok or isinstance(h, str):
+            raise self._invalid("hidden_layer_sizes", "a positive int or a tuple of them")
+        return tuple(int(s) for s in sizes)
+
+    def _check_params(self) -> None:
+        e = self.epsilon
+        if e is not None and not (_is_number(e) and 0 < e < math.inf):
+            raise self._invalid("epsilon", "a positive finite float or None (no privacy)")
+        d = self.delta
+        if d is not None and not (_is_number(d) and 0 < d < 1):
+            raise self._invalid("delta", "a float in the range (0, 1) or None")
+        c = self.max_grad_norm
+        if not (_is_number(c) and 0 < c < math.inf):
+            raise self._invalid("max_grad_norm", "a positive finite float")
+        if not (_is_int(self.batch_size) and self.batch_size >= 1):
+            raise self._invalid("batch_size", "an int in the range [1, inf)")
+        if not (_is_int(self.epochs) and self.epochs >= 1):
+            raise self._invalid("epochs", "an int in the range [1, inf)")
+        lr = self.learning_rate
+        if not (_is_number(lr) and 0 < lr < math.inf):
+            raise self._invalid("learning_rate", "a positive finite float")
+        if not (isinstance(self.accountant, str) and self.accountant in ACCOUNTANTS):
+            raise self._invalid("accountant", f"one of {sorted(ACCOUNTANTS)}")
+        if not (isinstance(self.engine, str) or callable(getattr(self.engine, "train", None))):
+            raise self._invalid("engine", "an engine name ('fast', 'opacus') or an engine")
+        cw = self.class_weight
+        if not (cw is None or self._balanced() or isinstance(cw, dict)):
+            raise self._invalid("class_weight", "a dict, 'balanced' or None")
+        weights = cw.values() if isinstance(cw, dict) else ()
+        if not all(_is_number(v) and 0 <= v < math.inf for v in weights):
+            raise self._invalid("class_weight", "a dict of finite non-negative weights")
+        if not isinstance(self.device, str):
+            raise self._invalid("device", "a str such as 'cpu' or 'cuda'")
+
+    def _balanced(self) -> bool:
+        return isinstance(self.class_weight, str) and self.class_weight == "balanced"
+
+    def _seed(self) -> int:
+        rs = self.random_state
+        if _is_int(rs):
+            if not 0 <= rs <= _MAX_SEED:
+                raise self._invalid(
+                    "random_state", f"an int in [0, {_MAX_SEED}], a RandomState or None"
+                )
+            return int(rs)
+        if isinstance(rs, np.random.Generator):
+            return int(rs.integers(np.iinfo(np.int32).max))
+        try:
+            return int(check_random_state(rs).randint(np.iinfo(np.int32).max))
+        except ValueError:
+            raise self._invalid("random_state", "an int, a RandomState or None") from None
+
+    def _row_weights(self, classes: np.ndarray, y01: np.ndarray) -> np.ndarray | None:
+        cw = self.class_weight
+        if cw is None:
+            return None
+        if self._balanced():
+            per_class = len(y01) / (2.0 * np.bincount(y01, minlength=2))
+        else:
+            known = set(classes.tolist())
+            unknown = [k for k in cw if k not in known]
+            if unknown:
+                raise ParameterError(
+                    f"class_weight has labels {unknown!r} that are not classes of y; the "
+                    f"classes are {classes.tolist()!r}"
+                )
+            per_class = np.array([float(cw.get(c, 1.0)) for c in classes.tolist()])
+        return per_class[y01].astype(np.float64)
+
+    # ------------------------------------------------------------------ fit
+
+    def fit(self, X, y) -> DPMLPClassifier:
+        """Train on ``X`` and ``y`` with DP-SGD (or without privacy if ``epsilon`` is None).
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            Numeric features, used as given (scale them in a Pipeline).
+        y : array-like of shape (n_samples,)
+            Two class labels of any type.
+
+        Returns
+        -------
+        self : DPMLPClassifier
+            The fitted classifier.
+
+        Raises
+        ------
+        ValueError
+            Bad parameters or data; a target that is not binary; δ ≥ 1/n
+            (:class:`~imbalanced_dp.exceptions.PrivacyError`); an ε too small to reach.
+        """
+        self._check_params()
+        hidden = self._hidden()
+        X, y = validate_data(self, X, y, dtype=np.float64)
+        check_classification_targets(y)
+        y_type = type_of_target(y, input_name="y")
+        if y_type != "binary":
+            raise ValueError(
+                "Only binary classification is supported. The type of the target is "
+                f"{y_type}. {type(self).__name__} trains two-class models; for more classes "
+                "train one model per class against the rest (OneVsRestClassifier), knowing that "
+                "each model spends its own epsilon on the same rows, so the budgets add up."
+            )
+        classes = np.unique(y)
+        if len(classes) < 2:
+            raise ValueError(
+                f"{type(self).__name__} needs rows of 2 classes; got 1 class ({classes[0]!r}) in y"
+            )
+        y01 = np.searchsorted(classes, y).astype(np.int64)
+        n = int(X.shape[0])
+        private = self.epsilon is not None
+        batch = min(int(self.batch_size), n)
+        plan = sampling_plan(n=n, batch_size=batch, epochs=int(self.epochs))
+        seed = self._seed()
+        weights = self._row_weights(classes, y01)
+        tuner = _enclosing_tuner() if private else None
+        if private and tuner is not None:
+            warnings.warn(
+                f"{type(self).__name__} is being tuned by {tuner} on the data it is fitted "
+                "on: each fit's epsilon covers that fit only, and selecting among them "
+                "spends privacy beyond epsilon that is not accounted for (PRIVACY.md rule "
+                "8); tune on public data, or fix the settings in advance",
+                PrivacyWarning,
+                stacklevel=2,
+            )
+        if private and self._balanced():
+            warnings.warn(
+                'class_weight="balanced" reads the class counts of the private training '
+                "rows outside DP-SGD; they are not covered by epsilon (see "
+                "privacy_ledger_.not_covered); give a dict of weights from a public prior "
+                "to keep them covered",
+                PrivacyWarning,
+                stacklevel=2,
+            )
+
+        notes: list[str] = []
+        if batch < self.batch_size:
+            notes.append(
+                f"batch_size {self.batch_size} is above the {n} training rows: clipped to {n} "
+                f"(sample rate {plan.sample_rate:g}, {plan.steps_per_epoch} step per epoch)"
+            )
+        if private:
+            delta = default_delta(n) if self.delta is None else float(self.delta)
+            check_delta(delta, n)
+            if self.delta is None:
+                notes.append(
+                    f"delta {delta:g} by default: the largest power of ten not above "
+                    f"1/(10 n) for n = {n} rows"
+                )
+            sigma = calibrate_noise_multiplier(
+                target_epsilon=float(self.epsilon),
+                delta=delta,
+                sample_rate=plan.sample_rate,
+                steps=plan.steps,
+                accountant=self.accountant,
+            )
+            spent = epsilon_spent(
+                noise_multiplier=sigma,
+                sample_rate=plan.sample_rate,
+                steps=plan.steps,
+                delta=delta,
+                accountant=self.accountant,
+            )
+            config = RunConfig(
+                seed=seed,
+                private=True,
+                epochs=int(self.epochs),
+                batch_size=batch,
+                lr=float(self.learning_rate),
+                steps=plan.steps,
+                clip=float(self.max_grad_norm),
+                noise_multiplier=float(sigma),
+                sample_rate=plan.sample_rate,
+                expected_batch_size=plan.expected_batch_size,
+            )
+            not_covered = [PREPROCESSING_NOTE, ESTIMATOR_HYPERPARAMETER_NOTE, PUBLIC_N_NOTE]
+            if self._balanced():
+                not_covered.append(BALANCED_WEIGHTS_NOTE)
+            if tuner is not None:
+                not_covered.append(TUNING_NOTE.format(search=tuner))
+            ledger = PrivacyLedger(
+                privacy="dp",
+                sampling="poisson",
+                steps=plan.steps,
+                clip=float(self.max_grad_norm),
+                accountant=self.accountant,
+                accountant_version=accountant_version(),
+                noise_multiplier=float(sigma),
+                sample_rate=plan.sample_rate,
+                expected_batch_size=plan.expected_batch_size,
+                delta=delta,
+                epsilon_target=float(self.epsilon),
+                epsilon_spent=spent,
+                not_covered=not_covered,
+                notes=[NOISE_NOTE, PREDICT_NOTE, *notes],
+            )
+        else:
+            delta, sigma, spent = None, 0.0, math.inf
+            config = RunConfig(
+                seed=seed,
+                private=False,
+                epochs=int(self.epochs),
+                batch_size=batch,
+                lr=float(self.learning_rate),
+                steps=plan.steps,
+            )
+            ledger = PrivacyLedger(
+                privacy="none",
+                sampling="shuffle",
+                steps=plan.steps,
+                not_covered=["no differential privacy: the model is trained in the clear"],
+                notes=notes,
+            )
+
+        engine = get_engine(self.engine) if isinstance(self.engine, str) else self.engine
+        job = TrainJob(X, y01, architecture(X.shape[1], hidden), config, weights)
+        model = engine.train([job], device=self.device, threads=1)[0]
+        if not np.all(np.isfinite(model.params)):
+            raise ParameterError(
+                f"training diverged: the weights are not finite after {plan.steps} steps at "
+                f"learning_rate={self.learning_rate}; lower the learning rate or the class "
+                "weights, or scale the features (StandardScaler in a Pipeline)"
+            )
+
+        self.classes_ = classes
+        self.model_ = model
+        layers = model.layers()
+        self.coefs_ = [W.T.copy() for W, _ in layers]
+        self.intercepts_ = [b.copy() for _, b in layers]
+        self.noise_multiplier_ = float(sigma)
+        self.epsilon_ = float(spent)
+        self.delta_ = delta
+        self.privacy_ledger_ = ledger
+        self.seed_ = seed
+        self.batch_size_ = batch
+        return self
+
+    # ------------------------------------------------------------------ predict
+
+    def decision_function(self, X) -> np.ndarray:
+        """Logit of ``classes_[1]`` minus logit of ``classes_[0]``, one per row.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+
+        Returns
+        -------
+        ndarray of shape (n_samples,)
+            Positive where ``classes_[1]`` is predicted.
+        """
+        check_is_fitted(self)
+        X = validate_data(self, X, reset=False, dtype=np.float64)
+        z = self.model_.logits(X)
+        return z[:, 1] - z[:, 0]
+
+    def predict_proba(self, X) -> np.ndarray:
+        """Class probabilities, columns in the order of ``classes_``.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+
+        Returns
+        -------
+        ndarray of shape (n_samples, 2)
+            The softmax of the two logits.
+        """
+        from scipy.special import expit
+
+        d = self.decision_function(X)
+        return np.column_stack([expit(-d), expit(d)])
+
+    def predict(self, X) -> np.ndarray:
+        """The class of each row: ``classes_[1]`` where ``decision_function`` is positive.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+
+        Returns
+        -------
+        ndarray of shape (n_samples,)
+            Labels from ``classes_``.
+        """
+        positive = self.decision_function(X) > 0
+        return self.classes_[positive.astype(np.int64)]
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.classifier_tags.multi_class = False
+        return tags
