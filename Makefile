@@ -14,6 +14,7 @@ $(VENV)/.base: pyproject.toml
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet "$(TORCH_SPEC)"
 	$(PY) -m pip install --quiet -e .
+	$(PY) -m imbalanced_dp.engines._warmup
 	touch $@
 
 $(VENV)/.test: $(VENV)/.base

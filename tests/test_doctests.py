@@ -15,6 +15,8 @@ PACKAGES = (
     "imbalanced_dp.privacy",
     "imbalanced_dp.studies",
     "imbalanced_dp.estimator",
+    "imbalanced_dp.reports",
+    "imbalanced_dp.mitigations",
 )
 
 

@@ -52,7 +52,6 @@ def reproduce(
     """Run the study's protocol (the ``paper`` preset), print Tables 3 and 4, write the
     results, the configuration and the report to ``out_dir``. Returns the paths written."""
     from .reports import table3, table4, to_text
-    from .reports._tables import to_latex, to_markdown
 
     t0 = time.perf_counter()
     spec = preset("paper")
@@ -95,28 +94,9 @@ def reproduce(
     names = {n: load_dataset(n).class_names for n in ("pima", "breast_cancer")}
     t3 = table3(agg, class_names=names)
     t4 = table4(agg, class_names=names)
-    tables = out_dir / "tables"
-    tables.mkdir(exist_ok=True)
-    n_seeds = seeds
-    for name, t, cap in (
-        (
-            "table3",
-            t3,
-            "Non-private models: per-class metrics, mean ± 95 % CI half-width over "
-            f"{n_seeds} seeds.",
-        ),
-        (
-            "table4",
-            t4,
-            "DP-SGD (δ = 1e-4): per-class metrics per ε, mean ± 95 % CI half-width over "
-            f"{n_seeds} seeds.",
-        ),
-    ):
-        (tables / f"{name}.md").write_text(cap + "\n\n" + to_markdown(t) + "\n", encoding="utf-8")
-        (tables / f"{name}.tex").write_text(
-            to_latex(t, caption=cap, label=f"tab:{name}") + "\n", encoding="utf-8"
-        )
-        t.to_csv(tables / f"{name}.csv", index=False, float_format="%.6g")
+    if not report:
+        # with a report, its tables/ folder holds these (and more) next to the figures
+        _write_tables(out_dir / "tables", t3, t4, seeds)
     wall = time.perf_counter() - t0
     config = {
         "command": "imbalanced-dp reproduce",
@@ -147,13 +127,32 @@ def reproduce(
         )
     echo(
         f"{outcome.done} runs trained, {outcome.skipped} already stored, in {wall:.1f} s. "
-        f"Results in {out_dir}/: results.csv, predictions.csv, config.json, tables/"
-        + (", report/report.html" if report else "")
+        f"Results in {out_dir}/: results.csv, predictions.csv, config.json, "
+        + ("report/ (report.html, tables/, figures/)" if report else "tables/")
     )
     if report:
         echo(f"report: {paths['report']}")
     store.close()
     return paths
+
+
+def _write_tables(folder: Path, t3: pd.DataFrame, t4: pd.DataFrame, seeds: int) -> None:
+    from .reports._tables import to_latex, to_markdown
+
+    folder.mkdir(parents=True, exist_ok=True)
+    caps = {
+        "table3": "Non-private models: per-class metrics, mean ± 95 % CI half-width over "
+        f"{seeds} seeds.",
+        "table4": "DP-SGD (δ = 1e-4): per-class metrics per ε, mean ± 95 % CI half-width over "
+        f"{seeds} seeds.",
+    }
+    for name, t in (("table3", t3), ("table4", t4)):
+        cap = caps[name]
+        (folder / f"{name}.md").write_text(cap + "\n\n" + to_markdown(t) + "\n", encoding="utf-8")
+        (folder / f"{name}.tex").write_text(
+            to_latex(t, caption=cap, label=f"tab:{name}") + "\n", encoding="utf-8"
+        )
+        t.to_csv(folder / f"{name}.csv", index=False, float_format="%.6g")
 
 
 def run_study(

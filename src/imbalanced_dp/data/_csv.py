@@ -11,6 +11,7 @@ import csv
 import hashlib
 import math
 import os
+import warnings
 from collections import Counter
 from pathlib import Path
 
@@ -116,6 +117,12 @@ def load_csv(
     except UnicodeDecodeError as exc:
         raise DataError(f"{p} is not UTF-8 text (byte {exc.start}); save it as UTF-8 CSV") from None
     header = _header(p, text)
+    unnamed = [str(i + 1) for i, name in enumerate(header) if not name]
+    if unnamed:
+        raise DataError(
+            f"{p}: column {_listing(unnamed)} of the header has no name (a saved row index?); "
+            "name it, or drop it if it is not a feature"
+        )
     dup = sorted(name for name, k in Counter(header).items() if k > 1)
     if dup:
         raise DataError(
@@ -126,7 +133,15 @@ def load_csv(
             f"target column {target!r} is not in {p}; its columns are {_listing(header)}"
         )
     try:
-        df = pd.read_csv(p, encoding="utf-8-sig", skipinitialspace=True)
+        with warnings.catch_warnings():
+            # Rows longer than the header would silently become a row index: refuse them.
+            warnings.simplefilter("error", pd.errors.ParserWarning)
+            df = pd.read_csv(p, encoding="utf-8-sig", skipinitialspace=True, index_col=False)
+    except pd.errors.ParserWarning:
+        raise DataError(
+            f"{p}: data rows have more fields than the {len(header)} columns of the header; "
+            "make every row match the header"
+        ) from None
     except pd.errors.EmptyDataError:
         raise DataError(f"{p} is empty: expected a CSV table with a header row") from None
     except (pd.errors.ParserError, ValueError) as exc:
@@ -148,7 +163,8 @@ def load_csv(
         shown = ", ".join(repr(str(v)) for v in values[:_MAX_LISTED])
         more = " ..." if len(values) > _MAX_LISTED else ""
         raise DataError(
-            f"target column {target!r} has {len(values)} classes ({shown}{more}); "
+            f"target column {target!r} has {len(values)} "
+            f"{'class' if len(values) == 1 else 'classes'} ({shown}{more}); "
             "imbalanced-dp needs exactly two"
         )
     pos = resolve_positive(values, positive, target)

@@ -80,8 +80,9 @@ def paired_difference(a, b, *, confidence: float = 0.95) -> PairedTest:
     iv = mean_ci(d, confidence=confidence)
     if d.size < 2:
         p = math.nan
-    elif np.all(d == d[0]):
-        p = 1.0 if d[0] == 0 else 0.0
+    elif np.ptp(d) <= 1e-12 * max(1.0, float(np.max(np.abs(d)))):
+        # constant differences (up to rounding): the t statistic is undefined
+        p = 1.0 if abs(float(d.mean())) <= 1e-12 else 0.0
     else:
         p = float(stats.ttest_rel(a[keep], b[keep]).pvalue)
     return PairedTest(iv, p)

@@ -8,6 +8,7 @@ epsilon exceeds the target (rule 2) and stops within ``tolerance`` of it.
 
 from __future__ import annotations
 
+import contextlib
 import math
 import warnings
 from dataclasses import dataclass
@@ -140,24 +141,36 @@ def calibrate_noise_multiplier(
                 f"{target_epsilon}: nothing is left for the gradients"
             )
     return _calibrate(
-        float(target_epsilon), float(delta), float(sample_rate), int(steps), accountant,
-        float(tolerance), extra,
+        float(target_epsilon),
+        float(delta),
+        float(sample_rate),
+        int(steps),
+        accountant,
+        float(tolerance),
+        extra,
     )
 
 
 @lru_cache(maxsize=1024)
 def _calibrate(
-    target: float, delta: float, q: float, steps: int, accountant: str, tol: float,
+    target: float,
+    delta: float,
+    q: float,
+    steps: int,
+    accountant: str,
+    tol: float,
     extra: tuple = (),
 ) -> float:
     def eps(s: float) -> float:
         return _epsilon_history(((s, q, steps), *extra), delta, accountant)
 
     # Start from the fast RDP calibration: PRV is tighter, so its sigma is a little smaller.
+    # RDP cannot go below an epsilon floor set by its largest order (about 0.1 at delta
+    # 1e-5) that PRV can: below it, PRV searches from sigma = 1 on its own.
+    hi = 1.0
     if accountant == "prv":
-        hi = _calibrate(target, delta, q, steps, "rdp", tol, extra)
-    else:
-        hi = 1.0
+        with contextlib.suppress(PrivacyError):
+            hi = _calibrate(target, delta, q, steps, "rdp", tol, extra)
     e_hi = eps(hi)
     while e_hi > target:
         hi *= 2.0

@@ -18,7 +18,7 @@ HYPERPARAMETER_NOTE = (
     "epsilon"
 )
 SPLIT_NOTE = (
-    "epsilon protects the training rows only; test rows are used in the clear to evaluate"
+    "epsilon protects the training rows only; test rows are used in the clear for evaluation"
 )
 
 

@@ -1,6 +1,72 @@
-"""Reports: the study's tables, figures and the HTML report."""
+"""Reports: the study's tables, figures, findings and the self-contained HTML report.
+
+Compute, then render: :func:`load_report_data` reads a store into DataFrames,
+:func:`compute_evidence` and :func:`evaluate_claims` decide the study's claims from
+intervals, the ``*_figure`` functions return matplotlib figures, the table builders return
+DataFrames, and :func:`build_report` writes everything and ``report.html``.
+"""
 
 from ._build import build_report
-from ._tables import cells, metric_table, table3, table4, to_latex, to_markdown, to_text
+from ._data import ReportData, load_report_data
+from ._figures import (
+    class_distribution_figure,
+    confusion_figure,
+    heatmap_figure,
+    nonprivate_metrics_figure,
+    privacy_utility_figure,
+    recall_gap_figure,
+    save_figure,
+    training_split_figure,
+)
+from ._findings import (
+    CLAIMS,
+    VERDICTS,
+    ClaimResult,
+    Evidence,
+    compute_evidence,
+    evaluate_claims,
+    finding_sentences,
+)
+from ._sections import SECTION_PROVIDERS, Section, register_section_provider
+from ._tables import (
+    cells,
+    fairness_table,
+    metric_table,
+    table3,
+    table4,
+    to_latex,
+    to_markdown,
+    to_text,
+)
 
-__all__ = ["build_report", "cells", "metric_table", "table3", "table4", "to_latex", "to_markdown", "to_text"]
+__all__ = [
+    "CLAIMS",
+    "SECTION_PROVIDERS",
+    "VERDICTS",
+    "ClaimResult",
+    "Evidence",
+    "ReportData",
+    "Section",
+    "build_report",
+    "cells",
+    "class_distribution_figure",
+    "compute_evidence",
+    "confusion_figure",
+    "evaluate_claims",
+    "fairness_table",
+    "finding_sentences",
+    "heatmap_figure",
+    "load_report_data",
+    "metric_table",
+    "nonprivate_metrics_figure",
+    "privacy_utility_figure",
+    "recall_gap_figure",
+    "register_section_provider",
+    "save_figure",
+    "table3",
+    "table4",
+    "to_latex",
+    "to_markdown",
+    "to_text",
+    "training_split_figure",
+]

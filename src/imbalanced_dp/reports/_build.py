@@ -1,12 +1,772 @@
-"""Placeholder, replaced by the full report builder."""
+"""The report builder: tables (Markdown, LaTeX, CSV), figures (PNG, SVG), the findings and
+one self-contained ``report.html``.
+
+The steps stay apart: :func:`~._data.load_report_data` reads the numbers,
+:func:`~._findings.compute_evidence` and :func:`~._findings.evaluate_claims` decide the
+claims, the ``*_figure`` functions of :mod:`._figures` draw, and this module writes files
+and assembles the page.
+"""
 
 from __future__ import annotations
 
+import math
+import re
+import sys
+from dataclasses import dataclass, field
 from pathlib import Path
 
+import pandas as pd
 
-def build_report(store, out_dir: Path, *, run_ids=None, title: str = "") -> Path:
+from ._data import ReportData, load_report_data, seeds_text
+from ._figures import (
+    class_distribution_figure,
+    confusion_figure,
+    fraction_text,
+    heatmap_figure,
+    nonprivate_metrics_figure,
+    privacy_utility_figure,
+    recall_gap_figure,
+    save_figure,
+    training_split_figure,
+)
+from ._findings import (
+    ClaimResult,
+    Evidence,
+    compute_evidence,
+    evaluate_claims,
+    finding_sentences,
+    fmt_share,
+    reference_fractions,
+)
+from ._html import Numbering, badge, claim_html, esc, page
+from ._sections import SECTION_PROVIDERS, Section
+from ._tables import cells as metric_cells
+from ._tables import (
+    fairness_cells,
+    fairness_table,
+    frame_latex,
+    frame_markdown,
+    metric_table,
+    to_latex,
+    to_markdown,
+)
+
+DEFAULT_TITLE = "imbalanced-dp report"
+
+
+def _stem(*parts: str) -> str:
+    """A file name stem from setting labels (``privacy_utility_pima_fraction-0.2``)."""
+    return re.sub(r"[^A-Za-z0-9_.-]+", "_", "_".join(p for p in parts if p))
+
+
+def _fr_stem(fraction: str) -> str:
+    return "" if fraction == "natural" else f"fraction-{fraction}"
+
+
+@dataclass
+class _Context:
+    """What the section builders share while one report is written."""
+
+    data: ReportData
+    out_dir: Path
+    numbering: Numbering = field(default_factory=Numbering)
+    written: list[Path] = field(default_factory=list)
+
+    @property
+    def fig_dir(self) -> Path:
+        return self.out_dir / "figures"
+
+    @property
+    def table_dir(self) -> Path:
+        return self.out_dir / "tables"
+
+    @property
+    def shares(self) -> dict[tuple[str, str], float]:
+        s = self.data.shares
+        return {(r.dataset, r.fraction): float(r.share) for r in s.itertuples()}
+
+    def seeds(self, **eq) -> str:
+        f = self.data.frame
+        mask = pd.Series(True, index=f.index)
+        for k, v in eq.items():
+            mask &= f[k].isin(v) if isinstance(v, (list, tuple, set)) else f[k] == v
+        return seeds_text(f[mask])
+
+    def figure(self, fig, stem: str, caption: str) -> str:
+        saved = save_figure(fig, self.fig_dir, stem)
+        self.written += [saved.png, saved.svg]
+        return self.numbering.figure(saved, caption)
+
+    def write(self, name: str, text: str) -> Path:
+        path = self.table_dir / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text, encoding="utf-8")
+        self.written.append(path)
+        return path
+
+    def write_csv(self, name: str, df: pd.DataFrame) -> Path:
+        path = self.table_dir / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        df.to_csv(path, index=False, float_format="%.6g")
+        self.written.append(path)
+        return path
+
+
+# --------------------------------------------------------------------------- tables
+
+
+def _metric_table_files(ctx: _Context, stem: str, table: pd.DataFrame, caption: str) -> list[str]:
+    """Write a Table 3/4 layout as Markdown, LaTeX and CSV; return the file names."""
+    ctx.write(f"{stem}.md", f"{caption}\n\n{to_markdown(table)}\n")
+    ctx.write(f"{stem}.tex", to_latex(table, caption=caption, label=f"tab:{stem}") + "\n")
+    ctx.write_csv(f"{stem}.csv", table)
+    return [f"tables/{stem}.{ext}" for ext in ("md", "tex", "csv")]
+
+
+def _metric_table_html(ctx: _Context, table: pd.DataFrame, caption: str, files) -> str:
+    c = metric_cells(table)
+    c.insert(len(c.columns), "n", table["n"].astype(int))
+    return ctx.numbering.table(c, caption, group=["dataset", "privacy"], files=files)
+
+
+def _table3(ctx: _Context, fraction: str, mitigation: str = "none") -> str:
+    d = ctx.data
+    t = metric_table(d.metrics, privacy=["none"], fraction=fraction, class_names=d.class_names)
+    if t.empty:
+        return ""
+    where = "" if fraction == "natural" else f", training split at {fraction_text(fraction)}"
+    caption = (
+        f"Non-private models{where}, in the layout of the study's Table 3: per-class "
+        "metrics, mean ± 95 % CI "
+        f"half-width over {ctx.seeds(privacy='none', fraction=fraction, mitigation='none')}."
+    )
+    stem = _stem("table3", _fr_stem(fraction))
+    return _metric_table_html(ctx, t, caption, _metric_table_files(ctx, stem, t, caption))
+
+
+def _table4(ctx: _Context, fraction: str, mitigation: str = "none") -> str:
+    d = ctx.data
+    m = d.metrics
+    eps = [p for p in d.privacies if p != "none"]
+    t = metric_table(
+        m, privacy=eps, fraction=fraction, mitigation=mitigation, class_names=d.class_names
+    )
+    if t.empty:
+        return ""
+    where = "" if fraction == "natural" else f", training split at {fraction_text(fraction)}"
+    how = "DP-SGD" if mitigation == "none" else f"DP-SGD with mitigation {mitigation}"
+    deltas = sorted({x for x in d.ledger["delta"] if isinstance(x, float) and not math.isnan(x)})
+    delta = f" (δ = {', '.join(f'{x:g}' for x in deltas)})" if deltas else ""
+    caption = (
+        f"{how}{delta}{where}, in the layout of the study's Table 4: per-class metrics "
+        "per ε, mean ± 95 % CI "
+        f"half-width over "
+        f"{ctx.seeds(privacy=eps, fraction=fraction, mitigation=mitigation)}."
+    )
+    stem = _stem("table4", _fr_stem(fraction), "" if mitigation == "none" else mitigation)
+    return _metric_table_html(ctx, t, caption, _metric_table_files(ctx, stem, t, caption))
+
+
+# --------------------------------------------------------------------------- sections
+
+
+def _findings_section(ctx: _Context, claims: list[ClaimResult], sentences: list[str]) -> Section:
+    rows = "".join(
+        f'<tr><td><a href="#claim-{c.number}">Claim {c.number}</a></td>'
+        f"<td>{esc(c.statement)}</td><td>{badge(c.verdict)}</td></tr>"
+        for c in claims
+    )
+    summary = (
+        '<div class="table-wrap"><table><thead><tr><th>claim</th><th>statement '
+        "(PROTOCOL.md §5)</th><th>verdict</th></tr></thead>"
+        f"<tbody>{rows}</tbody></table></div>"
+    )
+    intro = (
+        "<p>Each claim is decided on intervals, never on raw means: a comparison confirms a "
+        "claim when its 95 % confidence interval over seeds lies entirely on the claimed "
+        "side of zero, and refutes it when it lies on the other side at the "
+        "Bonferroni-adjusted level (p below 0.05 divided by the number of comparisons of "
+        "the claim). A claim is <b>supported</b> when every required comparison confirms and "
+        "none refutes, <b>contradicted</b> when any refutes, and otherwise the report "
+        "<b>cannot decide</b>. Comparisons between settings of the same seed are paired by "
+        "seed; comparisons between datasets use Welch intervals.</p>"
+    )
+    cards = "".join(claim_html(c, ctx.numbering) for c in claims)
+    items = "".join(f"<li>{esc(s)}</li>" for s in sentences)
+    body = (
+        f"{intro}{summary}{cards}<h3>What the numbers say</h3>"
+        '<p class="muted">Means with 95 % confidence intervals over seeds in brackets; '
+        "differences are paired by seed.</p>"
+        f'<ul class="findings">{items}</ul>'
+    )
+    return Section("findings", "Findings: the study's claims", body)
+
+
+def _data_section(ctx: _Context) -> Section:
+    d = ctx.data
+    parts = []
+    if not d.distribution.empty:
+        caption = (
+            "Class distribution of each dataset's whole table (training and test rows), "
+            "the study's Figures 1 and 2. Label 1 is the minority, positive class. "
+            "(Counts of the data, not of runs: no seeds involved.)"
+        )
+        parts.append(
+            ctx.figure(class_distribution_figure(d.distribution), "class_distribution", caption)
+        )
+        show = d.distribution.assign(
+            share=lambda x: [
+                fmt_share(c / x.loc[x["dataset"] == ds, "count"].sum())
+                for ds, c in zip(x["dataset"], x["count"])
+            ]
+        )
+        parts.append(
+            ctx.numbering.table(
+                show, "Rows per class of each dataset's whole table.", group=["dataset"]
+            )
+        )
+    if len(d.fractions) > 1:
+        g = d.shares[d.shares["dataset"].isin(_swept(d))]
+        caption = (
+            "Class counts of the training split per target minority fraction (mean over the "
+            f"runs of each fraction, {ctx.seeds()} per setting); the minority class is "
+            "subsampled, the test split keeps the natural balance."
+        )
+        parts.append(ctx.figure(training_split_figure(g), "training_split", caption))
+    if not parts:
+        parts.append("<p>No class distribution is known for these datasets.</p>")
+    return Section("data", "Data and class balance", "".join(parts))
+
+
+def _swept(d: ReportData) -> list[str]:
+    """Datasets run at more than one minority fraction."""
+    g = d.frame.groupby("dataset", sort=False)["fraction"].nunique()
+    return [ds for ds, n in g.items() if n > 1]
+
+
+def _nonprivate_section(ctx: _Context, ref: dict[str, str]) -> Section:
+    d = ctx.data
+    fr = d.fractions[0]
+    parts = [_table3(ctx, fr)]
+    if (d.metrics["privacy"] == "none").any():
+        caption = (
+            "Per-class metrics of the non-private models (plain SGD) at each dataset's "
+            "natural balance, the study's Figures 3 and 4: mean over "
+            f"{ctx.seeds(privacy='none', mitigation='none', fraction=fr)} with 95 % CI error "
+            "bars. pre: precision, rec: recall, spe: specificity, geo: √(rec·spe), iba: index "
+            "of balanced accuracy (α = 0.1)."
+        )
+        parts.append(
+            ctx.figure(
+                nonprivate_metrics_figure(d.metrics, fractions=ref, class_names=d.class_names),
+                "nonprivate_metrics",
+                caption,
+            )
+        )
+    body = "".join(parts) or "<p>The store has no non-private runs.</p>"
+    return Section("nonprivate", "Non-private models (Table 3)", body)
+
+
+def _privacy_utility(ctx: _Context, ds: str, fr: str, mitigation: str = "none") -> str:
+    d = ctx.data
+    has_dp = not d.metrics[
+        (d.metrics["dataset"] == ds)
+        & (d.metrics["fraction"] == fr)
+        & (d.metrics["privacy"] != "none")
+        & (d.metrics["mitigation"] == mitigation)
+    ].empty
+    if not has_dp:
+        return ""
+    fig = privacy_utility_figure(
+        d.metrics, dataset=ds, fraction=fr, mitigation=mitigation, class_names=d.class_names
+    )
+    where = "" if fr == "natural" else f", training split at {fraction_text(fr)}"
+    how = "DP-SGD" if mitigation == "none" else f"DP-SGD with {mitigation}"
+    caption = (
+        f"Privacy–utility curves on {ds}{where}: each per-class metric of {how} against ε "
+        "(log scale), mean with 95 % CI band over "
+        f"{ctx.seeds(dataset=ds, fraction=fr, mitigation=mitigation)} per ε; dashed lines: "
+        "the non-private level of each class."
+    )
+    stem = _stem("privacy_utility", ds, _fr_stem(fr), "" if mitigation == "none" else mitigation)
+    return ctx.figure(fig, stem, caption)
+
+
+def _dp_section(ctx: _Context, ref: dict[str, str]) -> Section:
+    d = ctx.data
+    parts = [_table4(ctx, d.fractions[0])]
+    for ds, fr in ref.items():
+        parts.append(_privacy_utility(ctx, ds, fr))
+    body = "".join(parts) or "<p>The store has no DP runs.</p>"
+    return Section("dp", "DP-SGD per ε (Table 4) and privacy–utility curves", body)
+
+
+def _fairness_section(ctx: _Context, ref: dict[str, str]) -> Section:
+    d = ctx.data
+    parts = []
+    t = fairness_table(d.fairness, d.amplification)
+    if not t.empty:
+        c = fairness_cells(t)
+        caption = (
+            f"Fairness per setting, mean ± 95 % CI half-width over {ctx.seeds()} (n): recall gap "
+            "(majority recall − minority recall), worst-class recall, minority recall, "
+            "balanced accuracy and disparity amplification (recall gap with DP − without, "
+            "paired by seed; positive: DP widened the gap)."
+        )
+        ctx.write_csv("fairness.csv", t)
+        ctx.write("fairness.md", f"{caption}\n\n{frame_markdown(c)}\n")
+        ctx.write("fairness.tex", frame_latex(c, caption=caption, label="tab:fairness") + "\n")
+        files = [f"tables/fairness.{e}" for e in ("md", "tex", "csv")]
+        parts.append(
+            ctx.numbering.table(
+                c, caption, group=["dataset", "fraction", "mitigation"], files=files
+            )
+        )
+    keep = [(ds, fr) for ds, fr in ref.items()]
+    f = d.fairness[[(a, b) in keep for a, b in zip(d.fairness["dataset"], d.fairness["fraction"])]]
+    a = d.amplification
+    if not a.empty:
+        a = a[[(x, y) in keep for x, y in zip(a["dataset"], a["fraction"])]]
+    if not f.empty and (f["privacy"] != "none").any():
+        caption = (
+            "Recall gap (left) and disparity amplification (right) against ε (log scale) at "
+            "each dataset's natural balance, plain DP-SGD: mean with 95 % CI band over "
+            f"{ctx.seeds(mitigation='none')}; dashed: the non-private gap. Amplification "
+            "is paired by seed; above 0 the classes drift apart under DP."
+        )
+        parts.append(ctx.figure(recall_gap_figure(f, a, shares=ctx.shares), "recall_gap", caption))
+    for ds in _swept(d):
+        f = d.fairness[d.fairness["dataset"] == ds]
+        a = d.amplification[d.amplification["dataset"] == ds] if len(d.amplification) else a
+        if (f["privacy"] != "none").any():
+            caption = (
+                f"Recall gap and disparity amplification against ε on {ds}, one line per "
+                "minority fraction of the training split: mean with 95 % CI band over "
+                f"{ctx.seeds(dataset=ds, mitigation='none')}; dashed: the non-private gap."
+            )
+            parts.append(
+                ctx.figure(
+                    recall_gap_figure(f, a, shares=ctx.shares),
+                    _stem("recall_gap", ds, "fractions"),
+                    caption,
+                )
+            )
+    return Section(
+        "fairness",
+        "Fairness: recall gap and disparity amplification",
+        "".join(parts) or "<p>No fairness measures (both classes are needed).</p>",
+    )
+
+
+def _imbalance_section(ctx: _Context) -> Section | None:
+    d = ctx.data
+    swept = _swept(d)
+    if not swept:
+        return None
+    parts = [
+        "<p>The minority class of the training split was subsampled to each target "
+        "fraction; the test split keeps the natural balance, so every fraction is evaluated "
+        "on the same test rows of a seed.</p>"
+    ]
+    mr = d.fairness[
+        (d.fairness["measure"] == "minority_recall")
+        & (d.fairness["mitigation"] == "none")
+        & d.fairness["dataset"].isin(swept)
+    ]
+    if not mr.empty:
+        caption = (
+            "Minority recall over privacy level × minority share of the training split, plain "
+            "DP-SGD: each cell the mean and [95 % CI] over "
+            f"{ctx.seeds(dataset=swept, mitigation='none')}."
+        )
+        fig = heatmap_figure(
+            mr,
+            title="Minority-class recall",
+            colorbar_label="minority recall",
+            shares=ctx.shares,
+        )
+        parts.append(ctx.figure(fig, "heatmap_minority_recall", caption))
+    am = d.amplification
+    if not am.empty:
+        am = am[
+            (am["measure"] == "recall_gap")
+            & (am["mitigation"] == "none")
+            & am["dataset"].isin(swept)
+        ]
+    if not am.empty:
+        caption = (
+            "Disparity amplification (recall gap with DP − without, paired by seed) over ε × "
+            "minority share of the training split, plain DP-SGD: each cell the mean and "
+            f"[95 % CI] over {ctx.seeds(dataset=swept, mitigation='none')}; red: DP widens "
+            "the gap."
+        )
+        fig = heatmap_figure(
+            am,
+            title="Disparity amplification of the recall gap",
+            colorbar_label="gap with DP − gap without",
+            diverging=True,
+            shares=ctx.shares,
+        )
+        parts.append(ctx.figure(fig, "heatmap_amplification", caption))
+    more = []
+    for fr in d.fractions[1:]:
+        inner = [_table3(ctx, fr), _table4(ctx, fr)]
+        inner += [_privacy_utility(ctx, ds, fr) for ds in swept]
+        inner = "".join(inner)
+        if inner:
+            more.append(
+                f"<details><summary>Tables and privacy–utility curves at "
+                f"{esc(fraction_text(fr))}</summary>{inner}</details>"
+            )
+    parts += more
+    return Section("imbalance", "Privacy × imbalance", "".join(parts))
+
+
+def _confusion_section(ctx: _Context) -> Section | None:
+    d = ctx.data
+    if d.confusion.empty:
+        return None
+    main, more = [], []
+    for fr in d.fractions:
+        for ds in d.datasets:
+            c = d.confusion[(d.confusion["dataset"] == ds) & (d.confusion["fraction"] == fr)]
+            if c.empty:
+                continue
+            where = "" if fr == "natural" else f", training split at {fraction_text(fr)}"
+            caption = (
+                f"Confusion matrices on {ds}{where} per privacy level (plain SGD / DP-SGD), "
+                f"test predictions summed over {ctx.seeds(dataset=ds, fraction=fr)} per "
+                "level (each panel gives its count): colour and first number, the share of "
+                "each true class predicted as each class; in brackets, the mean count per "
+                "seed."
+            )
+            html_ = ctx.figure(
+                confusion_figure(d.confusion, dataset=ds, fraction=fr, class_names=d.class_names),
+                _stem("confusion", ds, _fr_stem(fr)),
+                caption,
+            )
+            (main if fr == d.fractions[0] else more).append(html_)
+    body = "".join(main)
+    if more:
+        body += (
+            "<details><summary>Confusion matrices at the other minority fractions</summary>"
+            + "".join(more)
+            + "</details>"
+        )
+    return Section("confusion", "Confusion matrices", body)
+
+
+def _fmt(x, spec: str) -> str:
+    if isinstance(x, str):
+        return x
+    if x is None or (isinstance(x, float) and math.isnan(x)):
+        return "—"
+    return format(x, spec)
+
+
+def _ledger_section(ctx: _Context) -> Section:
+    led = ctx.data.ledger
+    if led.empty:
+        return Section("ledger", "Privacy ledger", "<p>No runs.</p>")
+    show = pd.DataFrame(
+        {
+            "dataset": led["dataset"],
+            "fraction": led["fraction"],
+            "privacy": ["none" if p == "none" else f"ε = {p}" for p in led["privacy"]],
+            "mitigation": led["mitigation"],
+            "runs": led["runs"],
+            "accountant": led["accountant"],
+            "sampling": led["sampling"],
+            "σ": [_fmt(x, ".4g") for x in led["noise_multiplier"]],
+            "q": [_fmt(x, ".4g") for x in led["sample_rate"]],
+            "E[batch]": [_fmt(x, ".0f") for x in led["expected_batch_size"]],
+            "steps": [_fmt(x, ".0f") for x in led["steps"]],
+            "C": [_fmt(x, "g") for x in led["clip"]],
+            "δ": [_fmt(x, "g") for x in led["delta"]],
+            "ε target": [_fmt(x, "g") for x in led["epsilon_target"]],
+            "ε spent": [_fmt(x, ".4f") for x in led["epsilon_spent"]],
+            "extra mechanisms": [c or "—" for c in led["components"]],
+        }
+    )
+    for col, default in (("fraction", "natural"), ("mitigation", "none")):
+        if (show[col] == default).all():
+            show = show.drop(columns=col)
+    if (show["extra mechanisms"] == "—").all():
+        show = show.drop(columns="extra mechanisms")
+    csv = led.copy()
+    for col in ("not_covered", "notes"):
+        csv[col] = ["; ".join(v) for v in csv[col]]
+    ctx.write_csv("ledger.csv", csv)
+    caption = (
+        "Privacy ledger per setting: accountant (and version), sampling, noise multiplier σ, "
+        "sample rate q, expected batch size, steps, clip bound C, δ, target ε and the "
+        "largest ε spent by any of the setting's runs (a range where seeds differ); runs: "
+        f"the seeds of each setting ({ctx.seeds()})."
+    )
+    ctx.write("ledger.md", f"{caption}\n\n{frame_markdown(show)}\n")
+    parts = [
+        ctx.numbering.table(
+            show,
+            caption,
+            group=[c for c in ("dataset", "fraction", "mitigation") if c in show.columns],
+            files=["tables/ledger.md", "tables/ledger.csv"],
+        )
+    ]
+    dp = led[led["privacy"] != "none"]
+    for col, title in (("not_covered", "What ε does not cover"), ("notes", "Notes")):
+        where: dict[str, list[str]] = {}
+        for r in dp.itertuples():
+            label = f"{r.dataset} {r.fraction} ε = {r.privacy} {r.mitigation}"
+            for item in getattr(r, col):
+                where.setdefault(item, []).append(label)
+        if not where:
+            continue
+        items = []
+        for item, settings in where.items():
+            scope = "all DP settings" if len(settings) == len(dp) else "; ".join(settings)
+            items.append(f'<li>{esc(item)} <span class="muted">({esc(scope)})</span></li>')
+        parts.append(f"<h3>{esc(title)}</h3><ul>{''.join(items)}</ul>")
+    return Section("ledger", "Privacy ledger", "".join(parts))
+
+
+#: Direction in which each mitigation measure is better.
+_BETTER = {
+    "minority_recall": +1,
+    "balanced_accuracy": +1,
+    "worst_recall": +1,
+    "recall_gap": -1,
+    "cost_of_privacy_balanced_accuracy": -1,
+}
+
+
+def mitigation_verdict(row) -> str:
+    """``helps`` or ``hurts`` only when the CI of the paired difference excludes zero."""
+    lo, hi = float(row["low"]), float(row["high"])
+    if not (math.isfinite(lo) and math.isfinite(hi)):
+        return "undecided (too few seeds)"
+    better = _BETTER.get(row["measure"], +1)
+    if lo > 0:
+        return "helps" if better > 0 else "hurts"
+    if hi < 0:
+        return "hurts" if better > 0 else "helps"
+    return "no evidence of a change"
+
+
+def _mitigation_section(ctx: _Context) -> Section | None:
+    d = ctx.data
+    mits = [m for m in d.mitigations if m != "none"]
+    if not mits:
+        return None
+    parts = []
+    for mit in mits:
+        for fr in d.fractions:
+            parts.append(_table4(ctx, fr, mitigation=mit))
+    m = d.mitigation
+    if not m.empty:
+        from ._figures import mitigation_effects_figure
+
+        for measure, label in (
+            ("minority_recall", "minority recall"),
+            ("balanced_accuracy", "balanced accuracy"),
+        ):
+            if (m["measure"] == measure).any():
+                parts.append(
+                    ctx.figure(
+                        mitigation_effects_figure(m, measure),
+                        f"mitigation_{measure}",
+                        f"Change in {label} of each mitigation against plain DP-SGD at the "
+                        f"same ε, paired by seed: mean and 95 % CI over "
+                        f"{ctx.seeds(mitigation=mits)}; above zero is higher.",
+                    )
+                )
+        show = pd.DataFrame(
+            {
+                "dataset": m["dataset"],
+                "fraction": m["fraction"],
+                "mitigation": m["mitigation"],
+                "privacy": [f"ε = {p}" for p in m["privacy"]],
+                "measure": m["measure"],
+                "mitigated − plain [95 % CI]": [
+                    _ci_text(a, b, c) for a, b, c in zip(m["mean"], m["low"], m["high"])
+                ],
+                "n": m["n"],
+                "p": [_fmt(p, ".2g") for p in m["p_value"]],
+                "verdict": [mitigation_verdict(r) for _, r in m.iterrows()],
+            }
+        )
+        ctx.write_csv("mitigation_effects.csv", m)
+        parts.append(
+            ctx.numbering.table(
+                show,
+                "Effect of each mitigation against plain DP-SGD at the same ε, paired by seed "
+                f"over {ctx.seeds(mitigation=mits)} (mitigated − plain; for the cost of privacy "
+                "in balanced accuracy, negative means the mitigation pays less).",
+                group=["dataset", "fraction", "mitigation", "privacy"],
+                files=["tables/mitigation_effects.csv"],
+            )
+        )
+    return Section("mitigations", "Mitigations", "".join(parts))
+
+
+def _ci_text(mean, low, high) -> str:
+    from ._findings import fmt_ci
+
+    return fmt_ci(float(mean), float(low), float(high), digits=3, signed=True)
+
+
+def _provider_sections(store, run_ids, out_dir: Path) -> list[Section]:
+    """Every registered provider's sections, in registration order. A provider that fails
+    becomes a visible notice instead of breaking the whole report."""
+    import importlib
+
+    # the project's own providers register themselves on import
+    for module in ("imbalanced_dp.attacks",):
+        importlib.import_module(module)
+    out: list[Section] = []
+    for i, fn in enumerate(SECTION_PROVIDERS):
+        name = getattr(fn, "__qualname__", repr(fn))
+        try:
+            got = fn(store, run_ids, out_dir) or []
+            out.extend(got)
+        except Exception as exc:  # a broken extension must not hide the study's results
+            msg = f"{type(exc).__name__}: {exc}"
+            print(f"imbalanced-dp report: section provider {name} failed: {msg}", file=sys.stderr)
+            out.append(
+                Section(
+                    f"provider-{i}-failed",
+                    f"{name} (failed)",
+                    f'<p class="notice">This section could not be built: {esc(msg)}</p>',
+                )
+            )
+    return out
+
+
+def _header(ctx: _Context, store) -> str:
+    d = ctx.data
+    if d.empty:
+        return (
+            f'<p class="meta">Store <code>{esc(Path(store.path).name)}</code></p>'
+            '<p class="notice">The store holds no finished runs for this report: there is '
+            "nothing to tabulate yet. Run a study first (imbalanced-dp study run …).</p>"
+        )
+    n_runs = d.frame["run_id"].nunique()
+    eps = [p for p in d.privacies if p != "none"]
+    deltas = sorted({x for x in d.ledger["delta"] if isinstance(x, float) and not math.isnan(x)})
+    bits = [
+        f"store <code>{esc(Path(store.path).name)}</code>: {n_runs} finished runs",
+        "datasets: " + ", ".join(esc(x) for x in d.datasets),
+        "privacy: "
+        + ", ".join(["none"] * ("none" in d.privacies) + [f"ε = {e}" for e in eps])
+        + (f" (δ = {', '.join(f'{x:g}' for x in deltas)})" if deltas else ""),
+        "minority fractions: " + ", ".join(esc(f) for f in d.fractions),
+        "mitigations: " + ", ".join(esc(m) for m in d.mitigations),
+        f"{esc(ctx.seeds())} per setting",
+        "engines: " + ", ".join(esc(e) for e in dict.fromkeys(d.frame["engine"])),
+    ]
+    versions = "; ".join(f"{esc(k)} {esc(', '.join(v))}" for k, v in d.versions.items())
+    return (
+        f'<p class="meta">{" · ".join(bits)}</p>'
+        + (f'<p class="meta">Versions: {versions}</p>' if versions else "")
+        + '<p class="muted">Means over seeds with 95 % Student-t confidence intervals: '
+        "tables show mean ± half-width, text shows mean [low, high]. Label 1 is the "
+        "minority, positive class.</p>"
+    )
+
+
+def _findings_markdown(title: str, claims: list[ClaimResult], sentences: list[str]) -> str:
+    lines = [f"# {title}: findings", ""]
+    for c in claims:
+        lines += [f"## Claim {c.number}: {c.verdict}", "", f"> {c.statement}", ""]
+        lines += [f"- {s}" for s in c.sentences]
+        lines += ["", f"Decision rule: {c.rule}", ""]
+    lines += ["## What the numbers say", ""] + [f"- {s}" for s in sentences]
+    return "\n".join(lines) + "\n"
+
+
+def build_report(
+    store,
+    out_dir: Path,
+    *,
+    run_ids=None,
+    title: str = DEFAULT_TITLE,
+) -> Path:
+    """Write the tables, figures, findings and a self-contained ``report.html``.
+
+    Parameters
+    ----------
+    store : ResultsStore
+        The results store to report on.
+    out_dir : Path
+        Folder to write into (created if missing): ``report.html``, ``findings.md``,
+        ``claims.csv``, ``tables/`` (Markdown, LaTeX and CSV) and ``figures/`` (PNG, SVG).
+    run_ids : iterable of str, optional
+        Report on these runs only (default: every finished run of the store).
+    title : str
+        The report's title.
+
+    Returns
+    -------
+    Path
+        The path of ``report.html``.
+
+    Notes
+    -----
+    The page embeds every figure as a base64 PNG and its CSS inline; it needs no network
+    and no script. The sections registered with
+    :func:`~imbalanced_dp.reports.register_section_provider` are appended after the
+    built-in ones.
+
+    Examples
+    --------
+    >>> import tempfile, pathlib
+    >>> from imbalanced_dp.studies import ResultsStore
+    >>> tmp = pathlib.Path(tempfile.mkdtemp())
+    >>> with ResultsStore(tmp / "r.sqlite") as store:
+    ...     build_report(store, tmp / "report").name
+    'report.html'
+    """
+    out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    p = out_dir / "report.html"
-    p.write_text("<html><body>placeholder</body></html>")
-    return p
+    ids = None if run_ids is None else list(run_ids)
+    data = load_report_data(store, ids)
+    ctx = _Context(data, out_dir)
+    sections: list[Section] = []
+    claims: list[ClaimResult] = []
+    sentences: list[str] = []
+    if not data.empty:
+        ev: Evidence = compute_evidence(
+            data.frame,
+            metrics=data.metrics,
+            fairness=data.fairness,
+            cost=data.cost,
+            amplification=data.amplification,
+            mitigation=data.mitigation,
+        )
+        claims = evaluate_claims(ev)
+        sentences = finding_sentences(ev, class_names=data.class_names)
+        ref = reference_fractions(data.metrics)
+        sections.append(_findings_section(ctx, claims, sentences))
+        sections.append(_data_section(ctx))
+        sections.append(_nonprivate_section(ctx, ref))
+        sections.append(_dp_section(ctx, ref))
+        sections.append(_fairness_section(ctx, ref))
+        for extra in (_imbalance_section(ctx), _confusion_section(ctx)):
+            if extra is not None:
+                sections.append(extra)
+        sections.append(_ledger_section(ctx))
+        mit = _mitigation_section(ctx)
+        if mit is not None:
+            sections.append(mit)
+        cells = [c.cells.assign(verdict=c.verdict) for c in claims if not c.cells.empty]
+        path = out_dir / "claims.csv"
+        claims_csv = pd.concat(cells, ignore_index=True) if cells else pd.DataFrame()
+        claims_csv.to_csv(path, index=False, float_format="%.6g")
+        path = out_dir / "findings.md"
+        path.write_text(_findings_markdown(title, claims, sentences), encoding="utf-8")
+    sections += _provider_sections(store, ids, out_dir)
+    report = out_dir / "report.html"
+    report.write_text(page(title, _header(ctx, store), sections), encoding="utf-8")
+    return report
+
+
+__all__ = ["DEFAULT_TITLE", "build_report"]

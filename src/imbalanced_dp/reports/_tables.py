@@ -97,30 +97,55 @@ def to_text(table: pd.DataFrame, digits: int = 3) -> str:
     return "\n".join(lines).rstrip()
 
 
+def _md(x) -> str:
+    return str(x).replace("|", "\\|").replace("\n", " ")
+
+
 def to_markdown(table: pd.DataFrame, digits: int = 3) -> str:
+    """A Markdown (GitHub) table of ``mean ± half-width`` cells."""
     c = cells(table, digits)
     head = "| dataset | privacy | class | " + " | ".join(METRICS) + " |"
     sep = "|---|---|---|" + "---:|" * len(METRICS)
     body = [
-        "| " + " | ".join(str(r[k]) for k in ["dataset", "privacy", "class", *METRICS]) + " |"
+        "| " + " | ".join(_md(r[k]) for k in ["dataset", "privacy", "class", *METRICS]) + " |"
         for _, r in c.iterrows()
     ]
     return "\n".join([head, sep, *body])
 
 
+def frame_markdown(df: pd.DataFrame) -> str:
+    """Any DataFrame of text or numbers as a Markdown table (numbers as given)."""
+    head = "| " + " | ".join(_md(c) for c in df.columns) + " |"
+    sep = "|" + "---|" * len(df.columns)
+    body = ["| " + " | ".join(_md(v) for v in row) + " |" for row in df.itertuples(index=False)]
+    return "\n".join([head, sep, *body])
+
+
+_LATEX_SPECIAL = {
+    "\\": r"\textbackslash{}",
+    "&": r"\&",
+    "%": r"\%",
+    "$": r"\$",
+    "#": r"\#",
+    "_": r"\_",
+    "{": r"\{",
+    "}": r"\}",
+    "~": r"\textasciitilde{}",
+    "^": r"\textasciicircum{}",
+    "ε": r"$\varepsilon$",
+    "±": r"$\pm$",
+    "−": r"$-$",
+}
+
+
+def latex_escape(text) -> str:
+    """Text safe in a LaTeX document (special characters, ε, ± and − in math mode)."""
+    return "".join(_LATEX_SPECIAL.get(ch, ch) for ch in str(text))
+
+
 def to_latex(table: pd.DataFrame, *, caption: str = "", label: str = "", digits: int = 3) -> str:
     """A booktabs table; ± cells in math mode."""
-
-    def esc(s: str) -> str:
-        return (
-            str(s)
-            .replace("\\", "\\textbackslash{}")
-            .replace("_", "\\_")
-            .replace("&", "\\&")
-            .replace("%", "\\%")
-            .replace("ε", "$\\varepsilon$")
-        )
-
+    esc = latex_escape
     c = cells(table, digits)
     lines = [
         "\\begin{table}[ht]",
@@ -152,3 +177,95 @@ def to_latex(table: pd.DataFrame, *, caption: str = "", label: str = "", digits:
 
 def ordered_fractions(agg: pd.DataFrame) -> list[str]:
     return fraction_order(agg["fraction"])
+
+
+def frame_latex(df: pd.DataFrame, *, caption: str = "", label: str = "") -> str:
+    """Any DataFrame of text cells as a booktabs table (``±`` cells in math mode)."""
+
+    def cell(v) -> str:
+        v = str(v)
+        if "±" in v and all(
+            p.strip().replace(".", "").lstrip("-+").isdigit() for p in v.split("±")
+        ):
+            return "$" + v.replace("±", "\\pm") + "$"
+        return latex_escape(v)
+
+    lines = [
+        "\\begin{table}[ht]",
+        "\\centering",
+        "\\begin{tabular}{" + "l" * len(df.columns) + "}",
+        "\\toprule",
+        " & ".join(latex_escape(c) for c in df.columns) + " \\\\",
+        "\\midrule",
+    ]
+    lines += [" & ".join(cell(v) for v in row) + " \\\\" for row in df.itertuples(index=False)]
+    lines += ["\\bottomrule", "\\end{tabular}"]
+    if caption:
+        lines.append(f"\\caption{{{latex_escape(caption)}}}")
+    if label:
+        lines.append(f"\\label{{{label}}}")
+    lines.append("\\end{table}")
+    return "\n".join(lines)
+
+
+#: Columns of :func:`fairness_table`: the measures of ``aggregate_fairness`` and the
+#: disparity amplification of the recall gap.
+FAIRNESS_COLUMNS = (
+    "recall_gap",
+    "worst_recall",
+    "minority_recall",
+    "balanced_accuracy",
+    "amplification",
+)
+
+
+def fairness_table(fairness: pd.DataFrame, amplification: pd.DataFrame) -> pd.DataFrame:
+    """One row per setting: the fairness measures (mean and CI half-width) and the
+    disparity amplification of the recall gap (gap with DP − without, paired by seed).
+
+    Rows ``dataset, fraction, mitigation, privacy`` (``none`` first, then ε from largest to
+    smallest); for each measure ``<m>`` (mean) and ``<m>_hw``; ``n`` (seeds).
+    """
+    if fairness.empty:
+        return pd.DataFrame()
+    amp = amplification[amplification["measure"] == "recall_gap"] if len(amplification) else None
+    rows = []
+    f_order = fraction_order(fairness["fraction"])
+    for ds in dict.fromkeys(fairness["dataset"]):
+        for fr in f_order:
+            for mit in dict.fromkeys(fairness["mitigation"]):
+                g = fairness[
+                    (fairness["dataset"] == ds)
+                    & (fairness["fraction"] == fr)
+                    & (fairness["mitigation"] == mit)
+                ]
+                for pr in privacy_order(g["privacy"]):
+                    h = g[g["privacy"] == pr].set_index("measure")
+                    row = {"dataset": ds, "fraction": fr, "mitigation": mit, "privacy": pr}
+                    for m in FAIRNESS_COLUMNS[:-1]:
+                        row[m] = float(h.loc[m, "mean"])
+                        row[f"{m}_hw"] = float(h.loc[m, "half_width"])
+                    a = None
+                    if amp is not None:
+                        a = amp[
+                            (amp["dataset"] == ds)
+                            & (amp["fraction"] == fr)
+                            & (amp["mitigation"] == mit)
+                            & (amp["privacy"] == pr)
+                        ]
+                    ok = a is not None and len(a)
+                    row["amplification"] = float(a["mean"].iloc[0]) if ok else math.nan
+                    row["amplification_hw"] = float(a["half_width"].iloc[0]) if ok else math.nan
+                    row["n"] = int(h["n"].max())
+                    rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def fairness_cells(table: pd.DataFrame, digits: int = 3) -> pd.DataFrame:
+    """:func:`fairness_table` with ``mean ± half-width`` text cells."""
+    out = table[["dataset", "fraction", "mitigation", "privacy"]].copy()
+    out["privacy"] = ["none" if p == "none" else f"ε = {p}" for p in out["privacy"]]
+    for m in FAIRNESS_COLUMNS:
+        out[m] = [_cell(a, b, digits) for a, b in zip(table[m], table[f"{m}_hw"])]
+    out["n"] = table["n"]
+    return out

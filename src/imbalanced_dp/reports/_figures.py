@@ -1,0 +1,639 @@
+"""The report's figures: functions that take aggregate DataFrames and return matplotlib
+:class:`~matplotlib.figure.Figure` objects, and :func:`save_figure`, which writes them.
+
+Figures are built with the object-oriented API (no ``pyplot``): nothing touches global
+state, no window is opened, and rendering uses the Agg canvas whatever backend the user
+has configured. Class 0 (majority) is always drawn in blue and class 1 (minority) in
+vermilion (Okabe–Ito colours, safe for colour-blind readers).
+"""
+
+from __future__ import annotations
+
+import base64
+import math
+from dataclasses import dataclass
+from pathlib import Path
+
+import matplotlib as mpl
+import numpy as np
+import pandas as pd
+from matplotlib.axes import Axes
+from matplotlib.figure import Figure
+from matplotlib.ticker import FixedLocator, NullLocator
+
+from ..metrics import METRICS
+from ..studies._aggregate import fraction_order, privacy_order
+
+CLASS_COLORS = {"0": "#0072B2", "1": "#D55E00", "avg/total": "#555555"}
+PALETTE = ("#0072B2", "#D55E00", "#009E73", "#CC79A7", "#E69F00", "#56B4E9", "#000000")
+METRIC_TITLES = {
+    "pre": "precision",
+    "rec": "recall",
+    "spe": "specificity",
+    "f1": "F1",
+    "geo": "geometric mean (√(rec·spe))",
+    "iba": "IBA (α = 0.1)",
+}
+EPS_LABEL = "ε (log scale)"
+
+
+def class_label(cls: str, dataset: str | None = None, class_names=None) -> str:
+    """``"1 minority (diabetic)"``: the label, its role, and its name where known."""
+    if cls == "avg/total":
+        return "avg/total"
+    role = "minority" if cls == "1" else "majority"
+    if class_names and dataset in class_names:
+        return f"{cls} {role} ({class_names[dataset][int(cls)]})"
+    return f"{cls} {role}"
+
+
+def fraction_text(fraction: str, share: float | None = None) -> str:
+    """``"natural (35 %)"`` or ``"minority 20 %"``."""
+    if fraction == "natural":
+        return "natural" if share is None else f"natural ({100 * share:.0f} %)"
+    f = float(fraction)
+    return f"minority {100 * f:g} %"
+
+
+def _num(x: float, digits: int = 2) -> str:
+    r = round(float(x), digits)
+    return f"{0.0 if r == 0 else r:.{digits}f}"
+
+
+def _new_figure(width: float, height: float) -> Figure:
+    return Figure(figsize=(width, height), layout="constrained")
+
+
+def _eps_axis(ax: Axes, eps: list[float]) -> None:
+    """A log ε axis with a tick at each studied ε, labelled plainly."""
+    ax.set_xscale("log")
+    ax.xaxis.set_major_locator(FixedLocator(eps))
+    ax.xaxis.set_minor_locator(NullLocator())
+    ax.set_xticklabels([f"{e:g}" for e in eps])
+    if len(eps) == 1:
+        ax.set_xlim(eps[0] / 2, eps[0] * 2)
+    else:
+        ax.set_xlim(min(eps) / 1.3, max(eps) * 1.3)
+    ax.set_xlabel(EPS_LABEL)
+    ax.grid(True, which="major", alpha=0.3)
+
+
+def _select(df: pd.DataFrame, **eq) -> pd.DataFrame:
+    m = np.ones(len(df), dtype=bool)
+    for k, v in eq.items():
+        m &= (df[k] == v).to_numpy()
+    return df[m]
+
+
+def _grid(n: int, ncols: int) -> tuple[int, int]:
+    ncols = max(1, min(ncols, n))
+    return math.ceil(n / ncols), ncols
+
+
+def _axes(fig: Figure, n: int, ncols: int, **kw) -> list[Axes]:
+    rows, cols = _grid(n, ncols)
+    axs = fig.subplots(rows, cols, squeeze=False, **kw).ravel().tolist()
+    for ax in axs[n:]:
+        fig.delaxes(ax)
+    return axs[:n]
+
+
+# --------------------------------------------------------------------------- data
+
+
+def class_distribution_figure(distribution: pd.DataFrame) -> Figure:
+    """Bar chart of each dataset's class counts (the study's Figures 1 and 2).
+
+    Parameters
+    ----------
+    distribution : DataFrame
+        ``dataset, class, name, count``, one row per dataset and class.
+
+    Returns
+    -------
+    Figure
+        One panel per dataset, one bar per class labelled with its count and share.
+    """
+    datasets = list(dict.fromkeys(distribution["dataset"]))
+    fig = _new_figure(3.2 * max(1, len(datasets)) + 0.4, 3.2)
+    for ax, ds in zip(_axes(fig, len(datasets), 4), datasets):
+        g = distribution[distribution["dataset"] == ds].sort_values("class")
+        total = g["count"].sum()
+        labels = [
+            f"{c} {'minority' if c == '1' else 'majority'}\n({n})"
+            for c, n in zip(g["class"], g["name"])
+        ]
+        bars = ax.bar(labels, g["count"], color=[CLASS_COLORS[c] for c in g["class"]], width=0.6)
+        for b, n in zip(bars, g["count"]):
+            ax.annotate(
+                f"{n} ({100 * n / total:.1f} %)",
+                (b.get_x() + b.get_width() / 2, b.get_height()),
+                ha="center",
+                va="bottom",
+                fontsize=8,
+                xytext=(0, 2),
+                textcoords="offset points",
+            )
+        ax.set_title(ds)
+        ax.set_ylabel("rows")
+        ax.set_ylim(0, g["count"].max() * 1.18)
+    return fig
+
+
+def training_split_figure(shares: pd.DataFrame) -> Figure:
+    """Class counts of the training split per minority fraction (stacked bars).
+
+    Parameters
+    ----------
+    shares : DataFrame
+        ``dataset, fraction, share, train_0, train_1`` (mean over the runs).
+
+    Returns
+    -------
+    Figure
+        One panel per dataset, one stacked bar (majority below, minority above) per
+        fraction.
+    """
+    datasets = list(dict.fromkeys(shares["dataset"]))
+    fig = _new_figure(3.6 * max(1, len(datasets)) + 0.4, 3.4)
+    for ax, ds in zip(_axes(fig, len(datasets), 4), datasets):
+        g = shares[shares["dataset"] == ds]
+        order = {f: i for i, f in enumerate(fraction_order(g["fraction"]))}
+        g = g.sort_values("fraction", key=lambda s: s.map(order))
+        x = [
+            fraction_text(f, s).replace("minority ", "") for f, s in zip(g["fraction"], g["share"])
+        ]
+        ax.bar(x, g["train_0"], color=CLASS_COLORS["0"], label="0 majority")
+        ax.bar(x, g["train_1"], bottom=g["train_0"], color=CLASS_COLORS["1"], label="1 minority")
+        ax.set_title(ds)
+        ax.set_ylabel("training rows")
+        ax.set_xlabel("minority share of the training split")
+        ax.tick_params(axis="x", labelsize=8)
+    fig.axes[0].legend(fontsize=8, loc="upper right")
+    return fig
+
+
+# --------------------------------------------------------------------------- metrics
+
+
+def nonprivate_metrics_figure(
+    metrics: pd.DataFrame,
+    *,
+    fractions: dict[str, str] | None = None,
+    class_names: dict[str, tuple[str, str]] | None = None,
+) -> Figure:
+    """Per-class metrics of the non-private models, mean with 95 % CI error bars.
+
+    Parameters
+    ----------
+    metrics : DataFrame
+        :func:`~imbalanced_dp.studies.aggregate_metrics` output.
+    fractions : dict, optional
+        ``dataset -> fraction`` to show (default ``natural`` where present).
+    class_names : dict, optional
+        ``dataset -> (name 0, name 1)`` for the legend.
+
+    Returns
+    -------
+    Figure
+        One panel per dataset; groups of bars by metric, one bar per class.
+    """
+    m = metrics[(metrics["privacy"] == "none") & (metrics["mitigation"] == "none")]
+    datasets = list(dict.fromkeys(m["dataset"]))
+    fig = _new_figure(max(4.6, 4.6 * min(2, len(datasets))), 3.4 * math.ceil(len(datasets) / 2))
+    x = np.arange(len(METRICS))
+    width = 0.38
+    for ax, ds in zip(_axes(fig, len(datasets), 2), datasets):
+        fr = (fractions or {}).get(ds) or fraction_order(_select(m, dataset=ds)["fraction"])[0]
+        g = _select(m, dataset=ds, fraction=fr)
+        for i, cls in enumerate(("0", "1")):
+            c = g[g["class"] == cls].set_index("metric").reindex(list(METRICS))
+            err = np.vstack([c["mean"] - c["low"], c["high"] - c["mean"]]).clip(min=0)
+            ax.bar(
+                x + (i - 0.5) * width,
+                c["mean"],
+                width,
+                yerr=np.nan_to_num(err),
+                capsize=2,
+                color=CLASS_COLORS[cls],
+                label=class_label(cls, ds, class_names),
+            )
+        ax.set_xticks(x, list(METRICS))
+        ax.set_ylim(0, 1.28)
+        ax.set_yticks(np.linspace(0, 1, 6))
+        ax.set_ylabel("score (mean, 95 % CI)")
+        ax.set_title(ds if fr == "natural" else f"{ds}, {fraction_text(fr)}")
+        ax.legend(fontsize=7, loc="upper center", ncols=2)
+        ax.grid(True, axis="y", alpha=0.3)
+    return fig
+
+
+def privacy_utility_figure(
+    metrics: pd.DataFrame,
+    *,
+    dataset: str,
+    fraction: str = "natural",
+    mitigation: str = "none",
+    metric_names: tuple[str, ...] = METRICS,
+    class_names: dict[str, tuple[str, str]] | None = None,
+) -> Figure:
+    """Per-class metrics against ε (log axis) with 95 % CI bands, and the non-private
+    level of each class as a dashed horizontal line.
+
+    Parameters
+    ----------
+    metrics : DataFrame
+        :func:`~imbalanced_dp.studies.aggregate_metrics` output.
+    dataset, fraction, mitigation : str
+        The settings to draw.
+    metric_names : tuple of str
+        One panel per metric.
+    class_names : dict, optional
+        ``dataset -> (name 0, name 1)`` for the legend.
+
+    Returns
+    -------
+    Figure
+        One panel per metric; in each, one line with a band per class (classes 0 and 1)
+        and one dashed reference line per class where a non-private run exists.
+    """
+    g = _select(metrics, dataset=dataset, fraction=fraction)
+    base = _select(g, privacy="none", mitigation="none")
+    dp = _select(g[g["privacy"] != "none"], mitigation=mitigation)
+    eps = sorted({float(p) for p in dp["privacy"]})
+    fig = _new_figure(10.5, 2.9 * math.ceil(len(metric_names) / 3) + 0.5)
+    axs = _axes(fig, len(metric_names), 3)
+    for ax, m in zip(axs, metric_names):
+        for cls in ("0", "1"):
+            c = dp[(dp["class"] == cls) & (dp["metric"] == m)].copy()
+            c["eps"] = c["privacy"].astype(float)
+            c = c.sort_values("eps")
+            label = class_label(cls, dataset, class_names)
+            if not c.empty:
+                ax.plot(c["eps"], c["mean"], "o-", color=CLASS_COLORS[cls], label=label, ms=4)
+                ax.fill_between(
+                    c["eps"], c["low"], c["high"], color=CLASS_COLORS[cls], alpha=0.18, lw=0
+                )
+            b = base[(base["class"] == cls) & (base["metric"] == m)]
+            if not b.empty:
+                ax.axhline(
+                    float(b["mean"].iloc[0]),
+                    color=CLASS_COLORS[cls],
+                    ls="--",
+                    lw=1.2,
+                    label=f"{label}, non-private",
+                )
+        if eps:
+            _eps_axis(ax, eps)
+        ax.set_ylim(-0.03, 1.03)
+        ax.set_title(METRIC_TITLES.get(m, m), fontsize=10)
+        ax.set_ylabel(m)
+    handles, labels = axs[0].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="outside lower center", ncols=4, fontsize=8)
+    mit = "" if mitigation == "none" else f", {mitigation}"
+    fr = "" if fraction == "natural" else f", {fraction_text(fraction)}"
+    fig.suptitle(f"{dataset}{fr}{mit}: per-class metrics against ε", fontsize=11)
+    return fig
+
+
+# --------------------------------------------------------------------------- fairness
+
+
+def _series_labels(keys: list[tuple[str, str]], shares: dict | None) -> dict:
+    datasets = {d for d, _ in keys}
+    fractions = {f for _, f in keys}
+    out = {}
+    for d, f in keys:
+        ftxt = fraction_text(f, (shares or {}).get((d, f)))
+        if len(fractions) == 1:
+            out[(d, f)] = d
+        elif len(datasets) == 1:
+            out[(d, f)] = ftxt
+        else:
+            out[(d, f)] = f"{d}, {ftxt}"
+    return out
+
+
+def recall_gap_figure(
+    fairness: pd.DataFrame,
+    amplification: pd.DataFrame,
+    *,
+    shares: dict[tuple[str, str], float] | None = None,
+) -> Figure:
+    """The recall gap and its disparity amplification against ε, for plain DP-SGD.
+
+    Parameters
+    ----------
+    fairness : DataFrame
+        :func:`~imbalanced_dp.studies.aggregate_fairness` output, already restricted to the
+        (dataset, fraction) series to draw.
+    amplification : DataFrame
+        :func:`~imbalanced_dp.studies.disparity_amplification` output, same series.
+    shares : dict, optional
+        ``(dataset, fraction) -> minority share`` for the legend.
+
+    Returns
+    -------
+    Figure
+        Left: recall gap (majority − minority) per series against ε with CI bands, its
+        non-private value as a dashed line of the same colour. Right: disparity
+        amplification (gap with DP − without, paired by seed) with bands and a zero line.
+    """
+    f = fairness[(fairness["measure"] == "recall_gap") & (fairness["mitigation"] == "none")]
+    if amplification.empty:
+        amplification = pd.DataFrame(columns=[*f.columns])
+    a = amplification[
+        (amplification["measure"] == "recall_gap") & (amplification["mitigation"] == "none")
+    ]
+    f_rank = {x: i for i, x in enumerate(fraction_order(f["fraction"]))}
+    d_rank = {x: i for i, x in enumerate(dict.fromkeys(f["dataset"]))}
+    keys = sorted(
+        dict.fromkeys(zip(f["dataset"], f["fraction"])), key=lambda k: (d_rank[k[0]], f_rank[k[1]])
+    )
+    labels = _series_labels(keys, shares)
+    eps = sorted({float(p) for p in f["privacy"] if p != "none"})
+    fig = _new_figure(10.5, 4.0 + 0.22 * math.ceil((2 * len(keys) + 1) / 4))
+    ax_gap, ax_amp = fig.subplots(1, 2)
+    for i, key in enumerate(keys):
+        color = PALETTE[i % len(PALETTE)]
+        g = _select(f, dataset=key[0], fraction=key[1])
+        dp = g[g["privacy"] != "none"].assign(eps=lambda d: d["privacy"].astype(float))
+        dp = dp.sort_values("eps")
+        ax_gap.plot(dp["eps"], dp["mean"], "o-", color=color, label=labels[key], ms=4)
+        ax_gap.fill_between(dp["eps"], dp["low"], dp["high"], color=color, alpha=0.15, lw=0)
+        nb = g[g["privacy"] == "none"]
+        if not nb.empty:
+            ax_gap.axhline(
+                float(nb["mean"].iloc[0]),
+                color=color,
+                ls="--",
+                lw=1.2,
+                label=f"{labels[key]}, non-private",
+            )
+        d = _select(a, dataset=key[0], fraction=key[1]).assign(
+            eps=lambda d: d["privacy"].astype(float)
+        )
+        d = d.sort_values("eps")
+        if not d.empty:
+            ax_amp.plot(d["eps"], d["mean"], "o-", color=color, label=labels[key], ms=4)
+            ax_amp.fill_between(d["eps"], d["low"], d["high"], color=color, alpha=0.15, lw=0)
+    ax_amp.axhline(0.0, color="black", lw=0.8, label="no amplification")
+    for ax in (ax_gap, ax_amp):
+        if eps:
+            _eps_axis(ax, eps)
+    ax_gap.set_ylabel("recall gap (majority − minority)")
+    ax_gap.set_title("Recall gap", fontsize=10)
+    ax_amp.set_ylabel("gap with DP − gap without")
+    ax_amp.set_title("Disparity amplification", fontsize=10)
+    handles, labels_ = ax_gap.get_legend_handles_labels()
+    h2, l2 = ax_amp.get_legend_handles_labels()
+    handles.append(h2[-1])
+    labels_.append(l2[-1])
+    fig.legend(handles, labels_, loc="outside lower center", ncols=4, fontsize=8)
+    return fig
+
+
+def heatmap_figure(
+    values: pd.DataFrame,
+    *,
+    title: str,
+    colorbar_label: str,
+    diverging: bool = False,
+    shares: dict[tuple[str, str], float] | None = None,
+) -> Figure:
+    """A heatmap over minority fraction (rows) × privacy level (columns) per dataset, each
+    cell annotated with its mean and 95 % CI.
+
+    Parameters
+    ----------
+    values : DataFrame
+        ``dataset, fraction, privacy, mean, low, high``, one row per cell.
+    title, colorbar_label : str
+    diverging : bool
+        Centre the colour scale on 0 (red above, blue below), for differences.
+    shares : dict, optional
+        ``(dataset, fraction) -> minority share`` for the row labels.
+
+    Returns
+    -------
+    Figure
+        One image per dataset (rows in fraction order, least skewed on top; columns
+        ``none`` then ε from largest to smallest) and one shared colour bar.
+    """
+    datasets = list(dict.fromkeys(values["dataset"]))
+    fractions = fraction_order(values["fraction"])
+    privs = privacy_order(values["privacy"])
+    ncols = min(2, max(1, len(datasets)))
+    nrows = math.ceil(max(1, len(datasets)) / ncols)
+    width = min(10.5, 1.2 + (0.95 * len(privs) + 1.5) * ncols)
+    fig = _new_figure(width, (0.9 + 0.6 * len(fractions)) * nrows + 0.5)
+    axs = _axes(fig, len(datasets), ncols)
+    if diverging:
+        lim = float(np.nanmax(np.abs(values[["mean"]].to_numpy()))) if len(values) else 1.0
+        lim = lim if lim > 0 else 1.0
+        cmap, vmin, vmax = mpl.colormaps["RdBu_r"], -lim, lim
+    else:
+        cmap, vmin, vmax = mpl.colormaps["viridis"], 0.0, 1.0
+    norm = mpl.colors.Normalize(vmin=vmin, vmax=vmax)
+    im = None
+    for ax, ds in zip(axs, datasets):
+        g = values[values["dataset"] == ds]
+        grid = np.full((len(fractions), len(privs)), np.nan)
+        for r in g.itertuples():
+            grid[fractions.index(r.fraction), privs.index(r.privacy)] = r.mean
+        im = ax.imshow(np.ma.masked_invalid(grid), cmap=cmap, norm=norm, aspect="auto")
+        for r in g.itertuples():
+            i, j = fractions.index(r.fraction), privs.index(r.privacy)
+            ci = (
+                f"\n[{_num(r.low)}, {_num(r.high)}]"
+                if math.isfinite(r.low) and math.isfinite(r.high)
+                else ""
+            )
+            rgba = cmap(norm(r.mean))
+            lum = 0.299 * rgba[0] + 0.587 * rgba[1] + 0.114 * rgba[2]
+            ax.text(
+                j,
+                i,
+                f"{_num(r.mean)}{ci}",
+                ha="center",
+                va="center",
+                fontsize=7.5,
+                color="black" if lum > 0.5 else "white",
+            )
+        ax.set_xticks(range(len(privs)), ["none" if p == "none" else f"ε={p}" for p in privs])
+        ax.set_yticks(
+            range(len(fractions)),
+            [fraction_text(f, (shares or {}).get((ds, f))) for f in fractions],
+        )
+        ax.set_xlabel("privacy")
+        if ax is axs[0] or len(datasets) > 2:
+            ax.set_ylabel("minority share of training split")
+        ax.set_title(ds, fontsize=10)
+    if im is not None:
+        cb = fig.colorbar(im, ax=axs, shrink=0.9)
+        cb.set_label(colorbar_label)
+    fig.suptitle(title, fontsize=11)
+    return fig
+
+
+# --------------------------------------------------------------------------- confusion
+
+
+def confusion_figure(
+    confusion: pd.DataFrame,
+    *,
+    dataset: str,
+    fraction: str = "natural",
+    mitigation: str = "none",
+    class_names: dict[str, tuple[str, str]] | None = None,
+) -> Figure:
+    """Confusion matrices per privacy level, summed over seeds.
+
+    Parameters
+    ----------
+    confusion : DataFrame
+        ``dataset, fraction, privacy, mitigation, y_true, y_pred, count, runs``.
+    dataset, fraction, mitigation : str
+        The settings to draw (the non-private panel is always plain SGD).
+
+    Returns
+    -------
+    Figure
+        One panel per privacy level (``none`` first, then ε from largest to smallest);
+        colour and first line: the share of each true class predicted as each class; second
+        line: the mean count per seed.
+    """
+    c = _select(confusion, dataset=dataset, fraction=fraction)
+    c = c[
+        (c["mitigation"] == mitigation) | ((c["privacy"] == "none") & (c["mitigation"] == "none"))
+    ]
+    privs = privacy_order(c["privacy"])
+    fig = _new_figure(0.8 + 2.5 * max(1, len(privs)), 3.0)
+    axs = _axes(fig, max(1, len(privs)), max(1, len(privs)))
+    names = [class_label(k, dataset, class_names).replace(" (", "\n(") for k in ("0", "1")]
+    cmap = mpl.colormaps["Blues"]
+    im = None
+    for ax, pr in zip(axs, privs):
+        g = c[c["privacy"] == pr]
+        counts = np.zeros((2, 2))
+        for r in g.itertuples():
+            counts[int(r.y_true), int(r.y_pred)] += r.count
+        runs = int(g["runs"].max()) if len(g) else 0
+        rows = counts.sum(axis=1, keepdims=True)
+        rate = np.divide(counts, rows, out=np.zeros_like(counts), where=rows > 0)
+        im = ax.imshow(rate, cmap=cmap, vmin=0, vmax=1)
+        for i in range(2):
+            for j in range(2):
+                ax.text(
+                    j,
+                    i,
+                    f"{rate[i, j]:.2f}\n({counts[i, j] / max(runs, 1):.1f})",
+                    ha="center",
+                    va="center",
+                    fontsize=8,
+                    color="white" if rate[i, j] > 0.55 else "black",
+                )
+        ax.set_xticks([0, 1], names, fontsize=7)
+        ax.set_yticks([0, 1], names, fontsize=7)
+        ax.set_xlabel("predicted")
+        ax.set_ylabel("true")
+        ax.set_title(f"{'no DP' if pr == 'none' else f'ε = {pr}'} ({runs} seeds)", fontsize=9)
+    if im is not None:
+        fig.colorbar(im, ax=axs, shrink=0.8, label="share of the true class")
+    return fig
+
+
+# --------------------------------------------------------------------------- saving
+
+
+@dataclass(frozen=True)
+class SavedFigure:
+    """Where a figure was written, and its PNG bytes for inlining."""
+
+    png: Path
+    svg: Path
+    png_bytes: bytes
+
+    @property
+    def data_uri(self) -> str:
+        return "data:image/png;base64," + base64.b64encode(self.png_bytes).decode("ascii")
+
+
+def save_figure(fig: Figure, directory: Path, stem: str, *, dpi: int = 110) -> SavedFigure:
+    """Write ``stem.png`` and ``stem.svg`` into ``directory``.
+
+    Parameters
+    ----------
+    fig : Figure
+        What to save.
+    directory : Path
+        Created if missing.
+    stem : str
+        File name without extension.
+    dpi : int
+        Resolution of the PNG.
+
+    Returns
+    -------
+    SavedFigure
+        Both paths and the PNG bytes (for a data URI).
+
+    Notes
+    -----
+    Output is reproducible: no timestamps in the metadata and a fixed SVG hash salt. The
+    figure's layout is frozen after the PNG is drawn.
+    """
+    directory.mkdir(parents=True, exist_ok=True)
+    png, svg = directory / f"{stem}.png", directory / f"{stem}.svg"
+    with mpl.rc_context({"svg.hashsalt": "imbalanced-dp", "svg.fonttype": "path"}):
+        fig.savefig(png, dpi=dpi, metadata={"Software": None})
+        # the layout is settled by the first draw; don't compute it again for the SVG
+        fig.set_layout_engine("none")
+        fig.savefig(svg, metadata={"Date": None, "Creator": None})
+    return SavedFigure(png, svg, png.read_bytes())
+
+
+MITIGATION_MEASURES = {
+    "minority_recall": "minority recall",
+    "balanced_accuracy": "balanced accuracy",
+}
+
+
+def mitigation_effects_figure(effects: pd.DataFrame, measure: str = "minority_recall") -> Figure:
+    """Paired difference (mitigated − plain DP-SGD) of one measure per ε with 95 % CIs: one
+    panel per dataset, one series per mitigation, a zero line.
+
+    Parameters
+    ----------
+    effects : DataFrame
+        :func:`imbalanced_dp.studies.mitigation_effects` (natural class balance rows are
+        used when several fractions exist).
+    measure : str
+        A ``measure`` of ``effects``, e.g. ``"minority_recall"``.
+    """
+    from ..studies._aggregate import privacy_order
+
+    e = effects[effects["measure"] == measure]
+    if "natural" in set(e["fraction"]):
+        e = e[e["fraction"] == "natural"]
+    datasets = list(dict.fromkeys(e["dataset"]))
+    n = max(1, len(datasets))
+    fig = Figure(figsize=(4.8 * n, 3.6), layout="constrained")
+    axes = fig.subplots(1, n, squeeze=False)[0]
+    label = MITIGATION_MEASURES.get(measure, measure)
+    for ax, ds in zip(axes, datasets):
+        d = e[e["dataset"] == ds]
+        eps = [p for p in privacy_order(d["privacy"]) if p != "none"]
+        mits = list(dict.fromkeys(d["mitigation"]))
+        width = 0.8 / max(1, len(mits))
+        for i, m in enumerate(mits):
+            dm = d[d["mitigation"] == m].set_index("privacy").reindex(eps)
+            xs = [j + (i - (len(mits) - 1) / 2) * width for j in range(len(eps))]
+            err = [dm["mean"] - dm["low"], dm["high"] - dm["mean"]]
+            ax.errorbar(xs, dm["mean"], yerr=err, fmt="o", capsize=3, label=m)
+        ax.axhline(0.0, color="grey", lw=1)
+        ax.set_xticks(range(len(eps)), [f"ε = {p}" for p in eps])
+        ax.set_title(ds)
+        ax.set_ylabel(f"Δ {label} (mitigated − plain)")
+        ax.legend(fontsize=8)
+    return fig
