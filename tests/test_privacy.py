@@ -221,11 +221,18 @@ def test_our_calibration_is_close_to_opacus(accountant, opacus_sigma):
 
 @pytest.mark.parametrize(("epsilon", "sigma"), [(8, 4.2), (2, 13.4), (1, 25.0)])
 def test_study_noise_levels_for_pima(epsilon, sigma):
-    """PRIVACY.md: q = 0.1, 5000 steps, δ = 1e-4 needs σ ≈ 4.2, 13.4, 25.0 (RDP)."""
+    """PRIVACY.md: q = 0.1, 5000 steps, δ = 1e-4 needs σ ≈ 4.2, 13.4, 25.0 (RDP).
+
+    Any σ whose ε lies in the accepted window [ε − 0.01, ε] is a correct answer; at ε = 1
+    that window spans about 1 % of σ, so the rounded values are matched to 1 %."""
     ours = calibrate_noise_multiplier(
         target_epsilon=epsilon, delta=1e-4, sample_rate=0.1, steps=5000, accountant="rdp"
     )
-    assert ours == pytest.approx(sigma, abs=0.07)
+    eps = epsilon_spent(
+        noise_multiplier=ours, sample_rate=0.1, steps=5000, delta=1e-4, accountant="rdp"
+    )
+    assert epsilon - CALIBRATION_TOLERANCE <= eps <= epsilon
+    assert ours == pytest.approx(sigma, rel=0.01)
 
 
 # --------------------------------------------------------------------------- calibration

@@ -165,10 +165,36 @@ def shuffle_perm(perm, n, k0, k1, epoch):
         perm[j] = t
 
 
+@njit(cache=True, fastmath={"reassoc", "contract"}, inline="always")
+def _axpy_rows(out, W, w0, wstep, M, src, nmax, count, B):
+    """``out += sum_k W[w0 + k wstep] * M[src + k nmax : ... + B]`` for k < count, four rows
+    per pass over ``out``."""
+    k = 0
+    while k + 3 < count:
+        c0 = W[w0 + k * wstep]
+        c1 = W[w0 + (k + 1) * wstep]
+        c2 = W[w0 + (k + 2) * wstep]
+        c3 = W[w0 + (k + 3) * wstep]
+        r0 = M[src + k * nmax : src + k * nmax + B]
+        r1 = M[src + (k + 1) * nmax : src + (k + 1) * nmax + B]
+        r2 = M[src + (k + 2) * nmax : src + (k + 2) * nmax + B]
+        r3 = M[src + (k + 3) * nmax : src + (k + 3) * nmax + B]
+        for b in range(B):
+            out[b] += (c0 * r0[b] + c1 * r1[b]) + (c2 * r2[b] + c3 * r3[b])
+        k += 4
+    while k < count:
+        c0 = W[w0 + k * wstep]
+        r0 = M[src + k * nmax : src + k * nmax + B]
+        for b in range(B):
+            out[b] += c0 * r0[b]
+        k += 1
+
+
 @njit(cache=True, fastmath={"reassoc", "contract"})
-def forward_backward(X, y, w, idx, B, sizes, params, w_off, b_off, a_off, A, D, nmax, sq):
+def forward_backward(X, y, w, idx, B, sizes, params, w_off, b_off, a_off, A, D, nmax, sq, xsq):
     """Forward pass of the ``B`` rows ``idx[:B]`` and back-propagation of the per-example
     (weighted) cross-entropy; per-example squared gradient norms go to ``sq[:B]``.
+    ``xsq`` holds each data row's squared norm (the input layer's term never changes).
 
     Inner loops run over row slices indexed from 0 so that numba drops its negative-index
     handling and LLVM vectorises them."""
@@ -178,23 +204,20 @@ def forward_backward(X, y, w, idx, B, sizes, params, w_off, b_off, a_off, A, D, 
         row = A[a_off[0] + i * nmax : a_off[0] + i * nmax + B]
         for b in range(B):
             row[b] = X[idx[b], i]
-    # forward
+    # forward: out_j = b_j + sum_i W_ji a_i, four inputs per pass over the output row (fewer
+    # loads and stores per multiply-add than one input per pass)
     for layer in range(L):
         din = sizes[layer]
         dout = sizes[layer + 1]
         W = params[w_off[layer] : w_off[layer] + din * dout]
+        src = a_off[layer]
         for j in range(dout):
             o = a_off[layer + 1] + j * nmax
             out = A[o : o + B]
             bias = params[b_off[layer] + j]
             for b in range(B):
                 out[b] = bias
-            for i in range(din):
-                wij = W[j * din + i]
-                s = a_off[layer] + i * nmax
-                src = A[s : s + B]
-                for b in range(B):
-                    out[b] += wij * src[b]
+            _axpy_rows(out, W, j * din, 1, A, src, nmax, din, B)
             if layer < L - 1:
                 for b in range(B):
                     out[b] = max(out[b], 0)
@@ -229,28 +252,19 @@ def forward_backward(X, y, w, idx, B, sizes, params, w_off, b_off, a_off, A, D, 
             for j in range(dl):
                 p = math.exp(A[lo + j * nmax + b] - lse)
                 D[lo + j * nmax + b] = (p - (1.0 if j == label else 0.0)) * wb
-    # back-propagate errors to every layer
+    # back-propagate errors to every layer: delta_prev_i = sum_j W_ji delta_j, masked by
+    # the ReLU
     for layer in range(L - 1, 0, -1):
         din = sizes[layer]
         dout = sizes[layer + 1]
         W = params[w_off[layer] : w_off[layer] + din * dout]
+        src = a_off[layer + 1]
         for i in range(din):
             o = a_off[layer] + i * nmax
             out = D[o : o + B]
             for b in range(B):
                 out[b] = 0.0
-        for j in range(dout):
-            s = a_off[layer + 1] + j * nmax
-            src = D[s : s + B]
-            for i in range(din):
-                wij = W[j * din + i]
-                o = a_off[layer] + i * nmax
-                out = D[o : o + B]
-                for b in range(B):
-                    out[b] += wij * src[b]
-        for i in range(din):
-            o = a_off[layer] + i * nmax
-            out = D[o : o + B]
+            _axpy_rows(out, W, i, din, D, src, nmax, dout, B)
             act = A[o : o + B]
             for b in range(B):
                 if act[b] <= 0:
@@ -266,19 +280,37 @@ def forward_backward(X, y, w, idx, B, sizes, params, w_off, b_off, a_off, A, D, 
         dout = sizes[layer + 1]
         for b in range(B):
             nd[b] = 0.0
-            na[b] = 1.0
         for j in range(dout):
             o = a_off[layer + 1] + j * nmax
             d = D[o : o + B]
             for b in range(B):
                 nd[b] += d[b] * d[b]
-        for i in range(din):
-            o = a_off[layer] + i * nmax
-            a = A[o : o + B]
+        if layer == 0:
             for b in range(B):
-                na[b] += a[b] * a[b]
+                na[b] = 1.0 + xsq[idx[b]]
+        else:
+            for b in range(B):
+                na[b] = 1.0
+            for i in range(din):
+                o = a_off[layer] + i * nmax
+                a = A[o : o + B]
+                for b in range(B):
+                    na[b] += a[b] * a[b]
         for b in range(B):
             res[b] += nd[b] * na[b]
+
+
+@njit(cache=True)
+def input_norms(X):
+    """Squared norm of every row of ``X``, in float64."""
+    out = np.zeros(X.shape[0], np.float64)
+    for r in range(X.shape[0]):
+        acc = 0.0
+        for i in range(X.shape[1]):
+            v = float(X[r, i])
+            acc += v * v
+        out[r] = acc
+    return out
 
 
 @njit(cache=True)
@@ -297,29 +329,69 @@ def drop_nonfinite(B, sizes, a_off, A, D, nmax, sq):
 
 @njit(cache=True, fastmath={"reassoc", "contract"})
 def accumulate(B, sizes, w_off, b_off, a_off, A, D, nmax, factor, grad, tmp):
-    """``grad = sum_b factor[b] * g_b`` from the stored activations and errors."""
+    """``grad = sum_b factor[b] * g_b`` from the stored activations and errors. The scaled
+    errors overwrite ``D`` (they are not needed afterwards); weight gradients are dot
+    products over the batch, two outputs by two inputs at a time to share the loads."""
     L = sizes.shape[0] - 1
     f = factor[0:B]
-    t = tmp[0:B]
     for layer in range(L):
         din = sizes[layer]
         dout = sizes[layer + 1]
-        G = grad[w_off[layer] : w_off[layer] + din * dout]
         for j in range(dout):
             o = a_off[layer + 1] + j * nmax
             d = D[o : o + B]
-            gb = t[0] * 0
+            gb = d[0] * 0
             for b in range(B):
-                t[b] = f[b] * d[b]
-                gb += t[b]
+                d[b] = f[b] * d[b]
+                gb += d[b]
             grad[b_off[layer] + j] = gb
-            for i in range(din):
-                s = a_off[layer] + i * nmax
-                a = A[s : s + B]
-                acc = t[0] * 0
+        G = grad[w_off[layer] : w_off[layer] + din * dout]
+        t_off = a_off[layer + 1]
+        s_off = a_off[layer]
+        j = 0
+        while j + 1 < dout:
+            t0 = D[t_off + j * nmax : t_off + j * nmax + B]
+            t1 = D[t_off + (j + 1) * nmax : t_off + (j + 1) * nmax + B]
+            i = 0
+            while i + 1 < din:
+                a0 = A[s_off + i * nmax : s_off + i * nmax + B]
+                a1 = A[s_off + (i + 1) * nmax : s_off + (i + 1) * nmax + B]
+                s00 = t0[0] * 0
+                s01 = s00
+                s10 = s00
+                s11 = s00
                 for b in range(B):
-                    acc += t[b] * a[b]
-                G[j * din + i] = acc
+                    x0 = t0[b]
+                    x1 = t1[b]
+                    y0 = a0[b]
+                    y1 = a1[b]
+                    s00 += x0 * y0
+                    s01 += x0 * y1
+                    s10 += x1 * y0
+                    s11 += x1 * y1
+                G[j * din + i] = s00
+                G[j * din + i + 1] = s01
+                G[(j + 1) * din + i] = s10
+                G[(j + 1) * din + i + 1] = s11
+                i += 2
+            if i < din:
+                a0 = A[s_off + i * nmax : s_off + i * nmax + B]
+                s0 = t0[0] * 0
+                s1 = s0
+                for b in range(B):
+                    s0 += t0[b] * a0[b]
+                    s1 += t1[b] * a0[b]
+                G[j * din + i] = s0
+                G[(j + 1) * din + i] = s1
+            j += 2
+        if j < dout:
+            t0 = D[t_off + j * nmax : t_off + j * nmax + B]
+            for i in range(din):
+                a0 = A[s_off + i * nmax : s_off + i * nmax + B]
+                s0 = t0[0] * 0
+                for b in range(B):
+                    s0 += t0[b] * a0[b]
+                G[j * din + i] = s0
 
 
 @njit(cache=True)
@@ -357,20 +429,24 @@ def train_one(X, y, w, sizes, params_out, fs, ints, stats_out):
         P += sizes[layer] * sizes[layer + 1]
         b_off[layer] = P
         P += sizes[layer + 1]
+    # Batches are padded to a multiple of 8 columns (copies of a real row whose clip factor
+    # is 0), so the inner loops over examples have no scalar remainder.
+    nmax = ((n + 7) // 8) * 8
     for layer in range(L + 1):
-        a_off[layer] = width * n
+        a_off[layer] = width * nmax
         width += sizes[layer]
-    nmax = n
-    A = np.zeros(width * n, dt)
-    D = np.zeros(width * n, dt)
-    sq = np.zeros(3 * n, np.float64)
-    factor = np.zeros(n, dt)
-    tmp = np.zeros(n, dt)
+    A = np.zeros(width * nmax, dt)
+    D = np.zeros(width * nmax, dt)
+    sq = np.zeros(3 * nmax, np.float64)
+    factor = np.zeros(nmax, dt)
+    tmp = np.zeros(nmax, dt)
     grad = np.zeros(P, dt)
-    idx = np.zeros(n, np.int64)
+    idx = np.zeros(nmax, np.int64)
     perm = np.zeros(n, np.int64)
     znoise = np.zeros(P + 1, np.float64)
     unoise = np.zeros(P + 1, np.float64)
+    tnoise = np.zeros(P + 2, np.int64)
+    xsq = input_norms(X)
 
     clip = np.empty(2, np.float64)
     clip[0] = fs[S_CLIP0]
@@ -397,10 +473,15 @@ def train_one(X, y, w, sizes, params_out, fs, ints, stats_out):
                 idx[b] = perm[start + b]
         if stats[STAT_MAX_BATCH] < B:
             stats[STAT_MAX_BATCH] = B
+        Bp = ((B + 7) // 8) * 8
+        for b in range(B, Bp):
+            idx[b] = idx[0]
         if B == 0:
             stats[STAT_EMPTY_STEPS] += 1
         else:
-            forward_backward(X, y, w, idx, B, sizes, params, w_off, b_off, a_off, A, D, nmax, sq)
+            forward_backward(
+                X, y, w, idx, Bp, sizes, params, w_off, b_off, a_off, A, D, nmax, sq, xsq
+            )
             for b in range(B):
                 stats[STAT_SEEN_0 + y[idx[b]]] += 1
         # Clip factors. The auxiliary private queries of modes 1 and 2 run at every step,
@@ -480,15 +561,17 @@ def train_one(X, y, w, sizes, params_out, fs, ints, stats_out):
             frac = (below + aux_sigma * z0) / exp_batch
             zthr = zthr * math.exp(-fs[S_AUX_B] * (frac - fs[S_AUX_C]))
         if B > 0:
-            drop_nonfinite(B, sizes, a_off, A, D, nmax, sq)
-            accumulate(B, sizes, w_off, b_off, a_off, A, D, nmax, factor, grad, tmp)
+            for b in range(B, Bp):
+                factor[b] = 0.0
+            drop_nonfinite(Bp, sizes, a_off, A, D, nmax, sq)  # padding copies a real row
+            accumulate(Bp, sizes, w_off, b_off, a_off, A, D, nmax, factor, grad, tmp)
         else:
             for p in range(P):
                 grad[p] = 0.0
         if private:
             std = sigma * noise_clip
             scale = lr / exp_batch
-            fill_normal_block(znoise, unoise, k0, k1, STREAM_NOISE, t, P)
+            fill_normal_block(znoise, unoise, tnoise, k0, k1, STREAM_NOISE, t, P)
             for p in range(P):
                 params[p] -= scale * (grad[p] + std * znoise[p])
         else:
@@ -578,7 +661,8 @@ def clipped_sum(X, y, w, idx, B, sizes, params, clip0, clip1, out_grad, out_norm
         out_grad[p] = 0.0
     if B == 0 or n == 0:
         return
-    forward_backward(X, y, w, idx, B, sizes, params, w_off, b_off, a_off, A, D, nmax, sq)
+    xsq = input_norms(X)
+    forward_backward(X, y, w, idx, B, sizes, params, w_off, b_off, a_off, A, D, nmax, sq, xsq)
     for b in range(B):
         nrm = math.sqrt(sq[b])
         out_norms[b] = nrm

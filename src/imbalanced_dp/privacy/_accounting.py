@@ -8,7 +8,6 @@ epsilon exceeds the target (rule 2) and stops within ``tolerance`` of it.
 
 from __future__ import annotations
 
-import contextlib
 import math
 import warnings
 from dataclasses import dataclass
@@ -32,9 +31,10 @@ class PrivacyWarning(UserWarning):
 
 
 def accountant_version() -> str:
-    import opacus
+    """``"opacus X.Y.Z"``, read from the installed metadata (importing Opacus takes seconds)."""
+    from importlib.metadata import version
 
-    return f"opacus {opacus.__version__}"
+    return f"opacus {version('opacus')}"
 
 
 def check_accountant(name: str) -> str:
@@ -151,6 +151,32 @@ def calibrate_noise_multiplier(
     )
 
 
+def _gdp_delta(eps: float, mu: float) -> float:
+    from scipy.stats import norm
+
+    return float(norm.cdf(-eps / mu + mu / 2) - math.exp(eps) * norm.cdf(-eps / mu - mu / 2))
+
+
+def _gdp_guess(target: float, delta: float, q: float, steps: int, extra: tuple) -> float:
+    """First guess of sigma: the mu-GDP central limit of ``steps`` Poisson-subsampled
+    Gaussian steps, ``mu = q sqrt(T (exp(1 / sigma^2) - 1))``, solved for the mu whose
+    (epsilon, delta) curve meets the target, less what the ``extra`` mechanisms take."""
+    from scipy.optimize import brentq
+
+    try:
+        if _gdp_delta(target, 1e-6) > delta or _gdp_delta(target, 50.0) < delta:
+            return math.nan
+        mu = brentq(lambda m: _gdp_delta(target, m) - delta, 1e-6, 50.0, xtol=1e-10)
+        mu2 = mu * mu
+        for s, qq, t in extra:
+            mu2 -= qq * qq * t * math.expm1(1.0 / (s * s))
+        if mu2 <= 0:
+            return math.nan
+        return 1.0 / math.sqrt(math.log1p(mu2 / (q * q * steps)))
+    except (ValueError, OverflowError, ZeroDivisionError):
+        return math.nan
+
+
 @lru_cache(maxsize=1024)
 def _calibrate(
     target: float,
@@ -164,35 +190,48 @@ def _calibrate(
     def eps(s: float) -> float:
         return _epsilon_history(((s, q, steps), *extra), delta, accountant)
 
-    # Start from the fast RDP calibration: PRV is tighter, so its sigma is a little smaller.
-    # RDP cannot go below an epsilon floor set by its largest order (about 0.1 at delta
-    # 1e-5) that PRV can: below it, PRV searches from sigma = 1 on its own.
-    hi = 1.0
-    if accountant == "prv":
-        with contextlib.suppress(PrivacyError):
-            hi = _calibrate(target, delta, q, steps, "rdp", tol, extra)
-    e_hi = eps(hi)
-    while e_hi > target:
-        hi *= 2.0
-        if hi > _MAX_SIGMA:
-            raise PrivacyError(
-                f"epsilon {target} at delta {delta} cannot be reached with q={q} and "
-                f"{steps} steps: the budget is too small"
-            )
-        e_hi = eps(hi)
-    lo = hi / 1.25 if accountant == "prv" else hi / 2.0
-    e_lo = eps(lo)
-    while e_lo <= target:
-        hi, e_hi = lo, e_lo
+    # Bracket the answer around a first guess from the central limit theorem for composed
+    # subsampled Gaussians (mu-GDP, Bu et al. 2020): usually within a few per cent of the
+    # accountant's answer, so two or three evaluations bracket it. The guess only steers the
+    # search; every epsilon below is the accountant's.
+    guess = _gdp_guess(target, delta, q, steps, extra)
+    if accountant == "rdp":
+        guess *= 1.06  # RDP's conversion is looser: its sigma sits a little higher
+    step = 1.04
+    g = guess if math.isfinite(guess) and guess > 0 else 1.0
+    e_g = eps(g)
+    if e_g <= target:
+        hi, e_hi = g, e_g
         if target - e_hi <= tol:
             return hi
-        lo /= 2.0
-        if lo < 1e-3:
-            raise PrivacyError(
-                f"epsilon {target} is too large to calibrate (sigma below 0.001 still spends "
-                "less); train without privacy instead"
-            )
+        lo = g / step
         e_lo = eps(lo)
+        while e_lo <= target:
+            hi, e_hi = lo, e_lo
+            if target - e_hi <= tol:
+                return hi
+            step *= step
+            lo = hi / step
+            if lo < 1e-3:
+                raise PrivacyError(
+                    f"epsilon {target} is too large to calibrate (sigma below 0.001 still "
+                    "spends less); train without privacy instead"
+                )
+            e_lo = eps(lo)
+    else:
+        lo, e_lo = g, e_g
+        hi = g * step
+        e_hi = eps(hi)
+        while e_hi > target:
+            lo, e_lo = hi, e_hi
+            step *= step
+            hi = lo * step
+            if hi > _MAX_SIGMA:
+                raise PrivacyError(
+                    f"epsilon {target} at delta {delta} cannot be reached with q={q} and "
+                    f"{steps} steps: the budget is too small"
+                )
+            e_hi = eps(hi)
     # Invariant: e_lo > target >= e_hi and lo < hi. Secant steps on log(eps) against
     # log(sigma) through the two latest evaluations, aimed at the middle of the accepted
     # window and kept at least a tenth of the bracket away from its ends, so the bracket

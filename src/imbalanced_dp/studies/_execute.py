@@ -90,6 +90,7 @@ class Batch:
     runs: list[tuple[str, RunSpec]]  # (run_id, spec)
     dataset: Dataset | None = None
     sigmas: dict = field(default_factory=dict)  # calibration key -> sigma
+    spent: dict = field(default_factory=dict)  # calibration key -> epsilon spent
     threads: int = 1
     batch_id: str = ""
 
@@ -176,7 +177,11 @@ def plan_run(spec: RunSpec, dataset: Dataset | None = None):
 
 
 def prepare_run(
-    run_id: str, spec: RunSpec, sigmas: dict, dataset: Dataset | None = None
+    run_id: str,
+    spec: RunSpec,
+    sigmas: dict,
+    dataset: Dataset | None = None,
+    spent: dict | None = None,
 ) -> PreparedRun:
     from ..mitigations import apply_mitigation
 
@@ -212,7 +217,8 @@ def prepare_run(
             epsilon_target=r.epsilon,
             epsilon_spent=math.nan
             if math.isnan(sigma)
-            else epsilon_spent(
+            else (spent or {}).get(key)
+            or epsilon_spent(
                 noise_multiplier=sigma,
                 sample_rate=plan.sample_rate,
                 steps=plan.steps,
@@ -332,7 +338,10 @@ def execute_batch(batch: Batch) -> list[RunResult]:
     never as exceptions, so that a sweep goes on."""
     ver = versions()
     try:
-        prepared = [prepare_run(rid, spec, batch.sigmas, batch.dataset) for rid, spec in batch.runs]
+        prepared = [
+            prepare_run(rid, spec, batch.sigmas, batch.dataset, batch.spent)
+            for rid, spec in batch.runs
+        ]
     except Exception as exc:
         user = isinstance(exc, ImbalancedDPError)
         return [_failure(rid, s, exc, trace=not user) for rid, s in batch.runs]

@@ -199,6 +199,19 @@ def calibration_keys(runs: Sequence[tuple[str, RunSpec]], sigmas: dict | None = 
     return keys
 
 
+def run_keys(spec: RunSpec, sigmas: dict) -> set:
+    """The calibrations one run needs, as far as ``sigmas`` lets us know them."""
+    from ..mitigations import calibration_keys_for
+
+    if not spec.private:
+        return set()
+    _, plan = plan_run(spec)
+    keys = set(calibration_keys_for(spec, plan, sigmas))
+    if not own_calibration(spec):
+        keys.add(calibration_key(spec, plan.sample_rate, plan.steps))
+    return keys
+
+
 def make_batches(
     runs: Sequence[tuple[str, RunSpec]], *, workers: int, max_batch: int = 40
 ) -> list[Batch]:
@@ -249,12 +262,6 @@ class LocalBackend:
         self.workers = workers
         self._pool: ProcessPoolExecutor | None = None
 
-    def map_calibrations(self, keys: list[tuple]) -> list:
-        if self.workers <= 1 or len(keys) <= 1:
-            return [_calibrate_one(k) for k in keys]
-        pool = self._ensure_pool()
-        return list(pool.map(_calibrate_one, keys))
-
     def _ensure_pool(self) -> ProcessPoolExecutor:
         if self._pool is None:
             import multiprocessing as mp
@@ -266,14 +273,28 @@ class LocalBackend:
             )
         return self._pool
 
-    def run(self, batches: list[Batch], on_done: Callable[[Batch, list[RunResult]], None]):
+    def run(
+        self,
+        batches: list[Batch],
+        on_done: Callable[[Batch, list[RunResult]], None],
+        later: Callable[[], list[Batch]] | None = None,
+    ):
+        """Run ``batches``; ``later`` (if given) is called in this process while the first
+        batches train, and the batches it returns run after them."""
         if self.workers <= 1:
             for b in batches:
+                on_done(b, execute_batch(b))
+            for b in later() if later else []:
                 on_done(b, execute_batch(b))
             return
         pool = self._ensure_pool()
         pending: dict[Future, Batch] = {}
         queue = list(batches)
+        while queue and len(pending) < 2 * self.workers:
+            b = queue.pop(0)
+            pending[pool.submit(execute_batch, b)] = b
+        if later is not None:
+            queue.extend(later())
         # keep at most two batches per worker queued, so Ctrl-C loses little
         while queue or pending:
             while queue and len(pending) < 2 * self.workers:
@@ -329,14 +350,17 @@ class RayBackend:
                 ray.init(**kwargs)
             self._started = True
         self._remote = ray.remote(num_cpus=1)(execute_batch)
-        self._cal = ray.remote(num_cpus=1)(_calibrate_one)
 
-    def map_calibrations(self, keys: list[tuple]) -> list:
-        return self.ray.get([self._cal.remote(k) for k in keys])
-
-    def run(self, batches: list[Batch], on_done: Callable[[Batch, list[RunResult]], None]):
+    def run(
+        self,
+        batches: list[Batch],
+        on_done: Callable[[Batch, list[RunResult]], None],
+        later: Callable[[], list[Batch]] | None = None,
+    ):
         ray = self.ray
         refs = {self._remote.remote(b): b for b in batches}
+        for b in later() if later else []:
+            refs[self._remote.remote(b)] = b
         while refs:
             ready, _ = ray.wait(list(refs), num_returns=1)
             for ref in ready:
@@ -349,7 +373,6 @@ class RayBackend:
                         for rid, s in b.runs
                     ]
                 on_done(b, results)
-        self._refs = refs
 
     def close(self, *, kill: bool = False) -> None:
         if self._started:
@@ -418,26 +441,50 @@ def run_runs(
     progress = None
     interrupted = False
     try:
-        # noise calibration: from the store when known, else computed once per setting
+        # Noise calibrations: those in the store are reused. Runs whose noise is known (the
+        # non-private ones at least) start at once; meanwhile this process calibrates the
+        # rest, once per setting, and their batches follow.
         version = accountant_version()
         sigmas: dict = {}
-        while True:
-            new = sorted(calibration_keys(pending, sigmas) - set(sigmas), key=repr)
-            if not new:
-                break
+        spent_by_key: dict = {}
+
+        def from_store() -> list:
             missing = []
-            for key in new:
-                sigma = store.get_calibration(key, version)
-                if sigma is None:
-                    missing.append(key)
-                else:
-                    sigmas[key] = sigma
-            for key, sigma, spent in be.map_calibrations(missing):
-                store.put_calibration(key, sigma, spent, version)
-                sigmas[key] = sigma
-        batches = make_batches(pending, workers=workers, max_batch=max_batch)
+            while True:
+                new = sorted(calibration_keys(pending, sigmas) - set(sigmas), key=repr)
+                found = False
+                for key in new:
+                    got = store.get_calibration(key, version, with_epsilon=True)
+                    if got is None:
+                        missing.append(key)
+                    else:
+                        sigmas[key], spent_by_key[key] = got
+                        found = True
+                if not found:
+                    return missing
+
+        from_store()
+        ready = [(rid, s) for rid, s in pending if run_keys(s, sigmas) <= set(sigmas)]
+        ready_ids = {rid for rid, _ in ready}
+        waiting = [(rid, s) for rid, s in pending if rid not in ready_ids]
+        batches = make_batches(ready, workers=workers, max_batch=max_batch)
         for b in batches:
-            b.sigmas = sigmas
+            b.sigmas, b.spent = dict(sigmas), dict(spent_by_key)
+
+        def calibrate_rest() -> list[Batch]:
+            while True:
+                missing = from_store()
+                if not missing:
+                    break
+                for key in missing:
+                    key, sigma, spent = _calibrate_one(key)
+                    store.put_calibration(key, sigma, spent, version)
+                    sigmas[key], spent_by_key[key] = sigma, spent
+            rest = make_batches(waiting, workers=workers, max_batch=max_batch)
+            for b in rest:
+                b.sigmas, b.spent = dict(sigmas), dict(spent_by_key)
+            return rest
+
         progress = Progress(len(pending), quiet=quiet, stream=progress_stream)
 
         def on_done(batch: Batch, results: list[RunResult]) -> None:
@@ -453,7 +500,7 @@ def run_runs(
                 on_results(results)
             progress.advance(len(results), outcome.failed)
 
-        be.run(batches, on_done)
+        be.run(batches, on_done, later=calibrate_rest if waiting else None)
     except KeyboardInterrupt:
         interrupted = True
     finally:

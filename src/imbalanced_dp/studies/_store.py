@@ -327,14 +327,17 @@ class ResultsStore:
         extra = json.dumps([list(map(float, e)) for e in rest[0]]) if rest else ""
         return (acc, float(eps), float(delta), float(q), int(steps), extra)
 
-    def get_calibration(self, key: tuple, version: str) -> float | None:
-        """A stored noise calibration: ``key`` is (accountant, ε, δ, q, steps[, extra])."""
+    def get_calibration(self, key: tuple, version: str, *, with_epsilon: bool = False):
+        """A stored noise calibration σ (and the ε it spends, ``with_epsilon``): ``key`` is
+        (accountant, ε, δ, q, steps[, extra mechanisms])."""
         row = self._con.execute(
-            "SELECT sigma FROM calibrations WHERE accountant=? AND epsilon=? AND delta=? "
-            "AND sample_rate=? AND steps=? AND extra=? AND accountant_version=?",
+            "SELECT sigma, epsilon_spent FROM calibrations WHERE accountant=? AND epsilon=? "
+            "AND delta=? AND sample_rate=? AND steps=? AND extra=? AND accountant_version=?",
             (*self._cal_key(key), version),
         ).fetchone()
-        return None if row is None else float(row[0])
+        if row is None:
+            return None
+        return (float(row[0]), float(row[1])) if with_epsilon else float(row[0])
 
     def put_calibration(self, key: tuple, sigma: float, eps_spent: float, version: str) -> None:
         with self._transaction():
