@@ -5,6 +5,13 @@ both engines over the same 30 seeds (the same splits); prints mean accuracy and 
 recall with 95 % CIs per engine and the difference of means, which must be within 0.03.
 
     python benchmarks/engine_agreement.py [--seeds 30] [--epochs 500] [--workers N]
+                                          [--dataset breast_cancer]
+
+On breast_cancer (learning rate 0.001) a model barely moves from its initial parameters in
+500 epochs and the minority recall of a run is bimodal (near 0 or near 0.7) by its
+initialisation: the two engines draw their initial parameters from the same distribution
+but with different generators, so tens of seeds are needed before their means agree.
+Started from the same parameters, they agree run by run (see the engine issue's note).
 """
 
 from __future__ import annotations
@@ -24,12 +31,13 @@ def main() -> int:
     ap.add_argument("--epochs", type=int, default=500)
     ap.add_argument("--workers", type=int, default=None)
     ap.add_argument("--tolerance", type=float, default=0.03)
+    ap.add_argument("--dataset", default="pima", choices=["pima", "breast_cancer"])
     a = ap.parse_args()
     tmp = Path(tempfile.mkdtemp())
     rows = {}
     for engine in ("fast", "opacus"):
         specs = [
-            RunSpec(DatasetRef(name="pima"), seed=s, epsilon=2.0, epochs=a.epochs, engine=engine)
+            RunSpec(DatasetRef(name=a.dataset), seed=s, epsilon=2.0, epochs=a.epochs, engine=engine)
             for s in range(a.seeds)
         ]
         store = ResultsStore(tmp / f"{engine}.sqlite")
@@ -41,7 +49,7 @@ def main() -> int:
             "minority recall": df[df["class"] == "1"]["rec"].to_numpy(),
             "seconds": time.perf_counter() - t0,
         }
-    print(f"PIMA, eps=2, {a.epochs} epochs, {a.seeds} seeds per engine")
+    print(f"{a.dataset}, eps=2, {a.epochs} epochs, {a.seeds} seeds per engine")
     ok = True
     for metric in ("accuracy", "minority recall"):
         f = mean_ci(rows["fast"][metric])
