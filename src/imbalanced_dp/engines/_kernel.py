@@ -587,8 +587,7 @@ def train_one(X, y, w, sizes, params_out, fs, ints, stats_out):
     stats_out[:] = stats
 
 
-@njit(cache=True, parallel=True)
-def train_batch(X, y, w, sizes, params, fs, ints, stats, init):
+def _train_batch(X, y, w, sizes, params, fs, ints, stats, init):
     """Train ``params.shape[0]`` runs, each on its own slice of ``X``/``y``/``w``."""
     K = params.shape[0]
     for k in prange(K):
@@ -609,26 +608,10 @@ def train_batch(X, y, w, sizes, params, fs, ints, stats, init):
         )
 
 
-@njit(cache=True)
-def train_batch_serial(X, y, w, sizes, params, fs, ints, stats, init):
-    """As :func:`train_batch`, on the calling thread only."""
-    K = params.shape[0]
-    for k in range(K):
-        if init[k]:
-            init_params(params[k], sizes, ints[k, I_SEED])
-        off = ints[k, I_DATA_OFF]
-        n = ints[k, I_DATA_N]
-        woff = ints[k, I_WEIGHT_OFF]
-        train_one(
-            X[off : off + n],
-            y[off : off + n],
-            w[woff : woff + n],
-            sizes,
-            params[k],
-            fs[k],
-            ints[k],
-            stats[k],
-        )
+#: one run per thread, over numba's thread pool
+train_batch = njit(cache=True, parallel=True)(_train_batch)
+#: the same loop on the calling thread (``prange`` is ``range`` without ``parallel``)
+train_batch_serial = njit(cache=True)(_train_batch)
 
 
 @njit(cache=True, fastmath={"reassoc", "contract"})
