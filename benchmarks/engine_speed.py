@@ -10,7 +10,8 @@ run are the wall time of a run divided by the number of processes. The fast engi
 K = 40 runs in one batch on all cores. Prints seconds per run (medians over repeats), the
 ratio Opacus / fast, and peak memory per process.
 
-    python benchmarks/engine_speed.py [--opacus-runs 3] [--fast-repeats 3] [--threads N]
+    python benchmarks/engine_speed.py [--opacus-runs 2] [--fast-repeats 5] [--threads N]
+                                      [--device cuda]
 """
 
 from __future__ import annotations
@@ -60,27 +61,30 @@ def jobs_for(name: str, k: int, epochs: int):
     return out
 
 
-def child(engine: str, name: str, runs: int, repeats: int, threads: int, epochs: int) -> None:
+def child(
+    engine: str, name: str, runs: int, repeats: int, threads: int, epochs: int, device: str
+) -> None:
     from imbalanced_dp.engines import get_engine
 
     eng = get_engine(engine)
     warm = jobs_for(name, 1, 1)
-    eng.train(warm, threads=threads)  # imports, numba compilation / Opacus set-up
+    kw = {"device": device} if engine == "fast" else {}
+    eng.train(warm, threads=threads, **kw)  # imports, numba compilation / Opacus set-up
     jobs = jobs_for(name, runs, epochs)
     times = []
     for _ in range(repeats):
         t0 = time.perf_counter()
-        eng.train(jobs, threads=threads)
+        eng.train(jobs, threads=threads, **kw)
         times.append((time.perf_counter() - t0) / len(jobs))
     rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
     print(json.dumps({"per_run": times, "max_rss_mb": rss}))
 
 
-def measure(engine, name, runs, repeats, threads, epochs, processes=1):
+def measure(engine, name, runs, repeats, threads, epochs, processes=1, device="cpu"):
     """Per-run seconds of ``processes`` concurrent children (each run's wall time divided by
     the number of processes: the machine's throughput) and the largest peak memory."""
     cmd = [sys.executable, __file__, "--child", engine, name]
-    cmd += [str(v) for v in (runs, repeats, threads, epochs)]
+    cmd += [str(v) for v in (runs, repeats, threads, epochs)] + [device]
     procs = [
         subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         for _ in range(processes)
@@ -97,8 +101,8 @@ def measure(engine, name, runs, repeats, threads, epochs, processes=1):
 
 def main() -> None:
     if len(sys.argv) > 1 and sys.argv[1] == "--child":
-        e, n, r, rep, th, ep = sys.argv[2:8]
-        child(e, n, int(r), int(rep), int(th), int(ep))
+        e, n, r, rep, th, ep, dev = sys.argv[2:9]
+        child(e, n, int(r), int(rep), int(th), int(ep), dev)
         return
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--opacus-runs", type=int, default=2, help="Opacus runs per repeat")
@@ -107,6 +111,7 @@ def main() -> None:
     ap.add_argument("--k", type=int, default=40, help="runs per fast batch")
     ap.add_argument("--threads", type=int, default=len(os.sched_getaffinity(0)))
     ap.add_argument("--epochs", type=int, default=500)
+    ap.add_argument("--device", default="cpu", help="device of the fast engine (cpu or cuda)")
     a = ap.parse_args()
     print(
         f"DP-SGD at eps=2, {a.epochs} epochs, batch 64, C=1, {a.threads} cores. Opacus: "
@@ -122,7 +127,7 @@ def main() -> None:
         o = measure(
             "opacus", name, a.opacus_runs, a.opacus_repeats, 1, a.epochs, processes=a.threads
         )
-        f = measure("fast", name, a.k, a.fast_repeats, a.threads, a.epochs)
+        f = measure("fast", name, a.k, a.fast_repeats, a.threads, a.epochs, device=a.device)
         to, tf = statistics.median(o["per_run"]), statistics.median(f["per_run"])
         ratios.append(to / tf)
         print(
