@@ -233,18 +233,6 @@ def fill_normal_block(z, u, tail, k0, k1, stream, step, count):
 
 
 @njit(cache=True)
-def fill_uniform(out, seed, stream, step):
-    """``out[j]`` = uniform number ``j`` of ``(seed, stream, step)``."""
-    k0, k1 = seed_key(seed)
-    n = out.shape[0]
-    for blk in range((n + 1) // 2):
-        a, b = uniform_pair(k0, k1, stream, step, blk)
-        out[2 * blk] = a
-        if 2 * blk + 1 < n:
-            out[2 * blk + 1] = b
-
-
-@njit(cache=True)
 def fill_normal(out, seed, stream, step):
     """``out[j]`` = standard normal number ``j`` of ``(seed, stream, step)``."""
     k0, k1 = seed_key(seed)

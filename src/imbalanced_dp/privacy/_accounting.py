@@ -72,10 +72,6 @@ def _norm(extra) -> tuple:
     return tuple((float(s), float(q), int(t)) for s, q, t in extra)
 
 
-def _epsilon(sigma: float, q: float, steps: int, delta: float, accountant: str) -> float:
-    return _epsilon_history(((sigma, q, steps),), delta, accountant)
-
-
 @lru_cache(maxsize=4096)
 def _epsilon_history(history: tuple, delta: float, accountant: str) -> float:
     import numpy as np

@@ -175,10 +175,6 @@ def to_latex(table: pd.DataFrame, *, caption: str = "", label: str = "", digits:
     return "\n".join(lines)
 
 
-def ordered_fractions(agg: pd.DataFrame) -> list[str]:
-    return fraction_order(agg["fraction"])
-
-
 def frame_latex(df: pd.DataFrame, *, caption: str = "", label: str = "") -> str:
     """Any DataFrame of text cells as a booktabs table (``±`` cells in math mode)."""
 

@@ -397,10 +397,3 @@ def run_single(spec: RunSpec, *, threads: int = 1) -> RunResult:
     res = train_prepared([prepared], threads=threads)[0]
     res.versions = versions()
     return res
-
-
-def run_batches_in_process(batches: Sequence[Batch]) -> list[RunResult]:
-    out: list[RunResult] = []
-    for b in batches:
-        out.extend(execute_batch(b))
-    return out
