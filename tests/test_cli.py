@@ -306,7 +306,7 @@ def test_run_warns_for_a_large_delta(capsys, workdir):
     assert code == 0, err
     assert err.splitlines() == [
         f"{PROG}: warning: delta 0.0005 is above 1/(10 n) = 0.000163 for n = 614: "
-        "a smaller delta is recommended"
+        "a smaller delta is recommended (e.g. 0.0001)"
     ]
     d = json.loads(out)
     assert d["delta"] == 0.0005
@@ -326,7 +326,7 @@ def test_run_program_bad_input_and_warning(tmp_path, make_table):
     assert proc.returncode == 0, proc.stderr
     assert proc.stderr.splitlines() == [
         f"{PROG}: warning: delta 0.0005 is above 1/(10 n) = 0.000163 for n = 614: "
-        "a smaller delta is recommended"
+        "a smaller delta is recommended (e.g. 0.0001)"
     ]
     assert "DP-SGD: target ε = 2" in proc.stdout
     assert sorted(p.name for p in tmp_path.iterdir()) == ["gaps.csv"]

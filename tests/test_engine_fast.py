@@ -386,6 +386,7 @@ def _jobs(split, seeds, epochs=2):
             noise_multiplier=sigma * (1 + s % 2),
             sample_rate=plan.sample_rate,
             expected_batch_size=plan.expected_batch_size,
+            noise_key=1000 + s,  # a fixed key, as research mode gives
         )
         out.append(TrainJob(split.X_train, split.y_train, ARCH, cfg))
     return out
@@ -420,6 +421,7 @@ def test_torch_implementation_matches_compiled_kernel(split):
         noise_multiplier=1.3,
         sample_rate=plan.sample_rate,
         expected_batch_size=plan.expected_batch_size,
+        noise_key=2**63 + 12345,  # uses both key words
     )
     jobs += [
         TrainJob(
@@ -431,7 +433,11 @@ def test_torch_implementation_matches_compiled_kernel(split):
             split.y_train,
             ARCH,
             RunConfig(
-                seed=7, clip_rule="dpsgd_f", aux={"aux_sigma": 2.0, "base_clip": 0.5}, **base
+                seed=7,
+                clip_rule="dpsgd_f",
+                aux={"base_clip": 0.5},
+                aux_noise_multiplier=2.0,
+                **base,
             ),
         ),
         TrainJob(
@@ -441,7 +447,8 @@ def test_torch_implementation_matches_compiled_kernel(split):
             RunConfig(
                 seed=8,
                 clip_rule="global_adapt",
-                aux={"aux_sigma": 2.0, "z0": 1.0, "lr_z": 0.1},
+                aux={"z0": 1.0, "lr_z": 0.1},
+                aux_noise_multiplier=2.0,
                 **base,
             ),
         ),
@@ -449,8 +456,13 @@ def test_torch_implementation_matches_compiled_kernel(split):
     a = FastEngine("float64").train(jobs, threads=1)
     b = train_torch(jobs, device="cpu", dtype=np.float64)
     for x, z in zip(a, b):
+        # Two implementations (numba's math.exp against torch.exp, reductions in another
+        # order): equal to float64 rounding, never bit for bit. The integer random streams
+        # are identical, so the counts are exact.
         np.testing.assert_allclose(x.params, z.params, rtol=0, atol=1e-12)
-        assert x.stats == z.stats
+        for key in ("seen", "clipped", "nonfinite", "empty_steps", "max_batch"):
+            assert x.stats[key] == z.stats[key], key
+        np.testing.assert_allclose(x.stats["clip_state"], z.stats["clip_state"], rtol=1e-12)
 
 
 @pytest.mark.gpu

@@ -14,7 +14,7 @@ from imbalanced_dp.engines import FastEngine, RunConfig, TrainJob
 from imbalanced_dp.exceptions import ParameterError
 from imbalanced_dp.mitigations import class_weights_from_counts, laplace_counts
 from imbalanced_dp.models import architecture, build_mlp
-from imbalanced_dp.privacy import epsilon_spent
+from imbalanced_dp.privacy import effective_noise_multiplier, epsilon_spent
 from imbalanced_dp.studies import DatasetRef, RunSpec, run_single
 from imbalanced_dp.studies._execute import choose_threshold, prepare_run
 
@@ -31,6 +31,7 @@ def spec(mitigation, eps=1.0, accountant="rdp", **params):
         accountant=accountant,
         mitigation=mitigation,
         mitigation_params=tuple(sorted(params.items())),
+        reproducible=True,
     )
 
 
@@ -49,39 +50,56 @@ def dp_accounting_epsilon(sigmas, q, steps, delta):
 
 @pytest.mark.parametrize("eps", [8.0, 2.0, 1.0])
 def test_class_weighted_shares_add_up_to_at_most_the_target(eps):
-    p = prepare_run("x", spec("class_weighted", eps=eps, count_share=0.1), {})
+    p = prepare_run("x", spec("class_weighted", eps=eps, count_share=0.1))
     led = p.ledger
-    counts, sgd = led.components
+    grad, counts = led.components
+    assert (grad["query"], counts["query"]) == ("gradients", "class_counts")
     assert counts["epsilon"] == pytest.approx(0.1 * eps)
-    assert counts["share"] + sgd["share"] == pytest.approx(1.0)
-    assert sgd["epsilon"] <= 0.9 * eps + 1e-12
-    assert led.epsilon_spent == pytest.approx(counts["epsilon"] + sgd["epsilon"])
-    assert led.epsilon_spent <= eps
-    assert led.epsilon_spent > 0.98 * eps
+    assert counts["laplace_scale"] == pytest.approx(1 / (0.1 * eps))
+    sgd = epsilon_spent(
+        noise_multiplier=led.noise_multiplier,
+        sample_rate=led.sample_rate,
+        steps=led.steps,
+        delta=led.delta,
+        accountant="rdp",
+    )
+    assert sgd <= 0.9 * eps + 1e-12
+    assert led.epsilon_spent == pytest.approx(counts["epsilon"] + sgd)
+    assert 0.98 * eps < led.epsilon_spent <= eps
     # the gradient noise is what the remaining budget allows, by an independent accountant
     ref = dp_accounting_epsilon([led.noise_multiplier], led.sample_rate, led.steps, led.delta)
     assert ref <= 0.9 * eps + 0.01
+    n0, n1 = counts["noisy_counts"]
+    w = class_weights_from_counts(n0, n1)
+    np.testing.assert_allclose(p.weights, np.where(p.split.y_train == 1, w[1], w[0]))
 
 
 @pytest.mark.parametrize("mitigation", ["dpsgd_f", "global_adapt"])
 @pytest.mark.parametrize("eps", [8.0, 1.0])
-def test_per_step_count_mechanisms_compose_within_the_target(mitigation, eps):
-    p = prepare_run("x", spec(mitigation, eps=eps, aux_share=0.2), {})
+def test_per_step_count_mechanisms_are_one_mechanism_within_the_target(mitigation, eps):
+    """The counts share the gradients' Poisson batch: one subsampled Gaussian mechanism
+    with σ_eff = (σ_g⁻² + σ_a⁻²)^(−1/2), calibrated to the whole target."""
+    p = prepare_run("x", spec(mitigation, eps=eps, aux_share=0.2))
     led = p.ledger
     grad, counts = led.components
     sg, sa = grad["noise_multiplier"], counts["noise_multiplier"]
-    assert p.config.noise_multiplier == sg and p.config.aux["aux_sigma"] == sa
-    assert grad["share"] + counts["share"] == pytest.approx(1.0)
-    assert grad["epsilon_alone"] <= 0.8 * eps  # the gradients gave up their share
-    assert led.epsilon_spent <= eps
-    assert led.epsilon_spent > eps - 0.02  # the counts got the least noise that fits
-    # composition is at least each part and at most their sum
-    assert max(grad["epsilon_alone"], counts["epsilon_alone"]) <= led.epsilon_spent
-    assert led.epsilon_spent <= grad["epsilon_alone"] + counts["epsilon_alone"]
-    # an independent RDP accountant agrees that both mechanisms together fit the budget
-    ref = dp_accounting_epsilon([sg, sa], led.sample_rate, led.steps, led.delta)
-    assert ref <= eps + 0.01
-    # and without the count mechanism the same sigma would spend less: it is accounted
+    assert p.config.noise_multiplier == sg and p.config.aux_noise_multiplier == sa
+    assert (grad["share"], counts["share"]) == pytest.approx((0.8, 0.2))
+    s_eff = effective_noise_multiplier([sg, sa])
+    assert led.effective_noise_multiplier == pytest.approx(s_eff, rel=1e-12)
+    assert sa == pytest.approx(s_eff / np.sqrt(0.2)) and sg == pytest.approx(s_eff / np.sqrt(0.8))
+    spent = epsilon_spent(
+        noise_multiplier=s_eff,
+        sample_rate=led.sample_rate,
+        steps=led.steps,
+        delta=led.delta,
+        accountant="rdp",
+    )
+    assert led.epsilon_spent == pytest.approx(spent, rel=1e-9)
+    assert eps - 0.02 < led.epsilon_spent <= eps
+    # an independent RDP accountant agrees
+    assert dp_accounting_epsilon([s_eff], led.sample_rate, led.steps, led.delta) <= eps + 0.01
+    # the gradients alone at sg would spend less: the counts are accounted for
     alone = epsilon_spent(
         noise_multiplier=sg,
         sample_rate=led.sample_rate,
@@ -93,25 +111,25 @@ def test_per_step_count_mechanisms_compose_within_the_target(mitigation, eps):
 
 
 def test_prv_accounting_for_mitigations_too():
-    p = prepare_run("x", spec("dpsgd_f", eps=2.0, accountant="prv"), {})
+    p = prepare_run("x", spec("dpsgd_f", eps=2.0, accountant="prv"))
     assert 1.98 <= p.ledger.epsilon_spent <= 2.0
 
 
 def test_public_weights_spend_nothing_and_say_so():
-    p = prepare_run("x", spec("class_weighted", prior=[0.65, 0.35]), {})
-    plain = prepare_run("x", spec("none"), {})
+    p = prepare_run("x", spec("class_weighted", prior=[0.65, 0.35]))
+    plain = prepare_run("x", spec("none"))
     assert p.config.noise_multiplier == plain.config.noise_multiplier
-    assert p.ledger.components == []
+    assert [c["query"] for c in p.ledger.components] == ["gradients"]
     w0, w1 = 1 / (2 * 0.65), 1 / (2 * 0.35)
     y = p.split.y_train
     np.testing.assert_allclose(p.weights, np.where(y == 1, w1, w0))
     assert any("public class prior" in n for n in p.ledger.notes)
 
 
-def test_laplace_counts_are_unbiased_and_seeded():
+def test_laplace_counts_are_unbiased():
     y = np.array([0] * 400 + [1] * 200)
-    draws = np.array([laplace_counts(y, 0.5, s) for s in range(4000)])
-    assert laplace_counts(y, 0.5, 7) == laplace_counts(y, 0.5, 7)
+    rng = np.random.default_rng(0)
+    draws = np.array([laplace_counts(y, 0.5, rng) for _ in range(4000)])
     # Laplace(scale 2): mean 0, variance 8
     assert abs(draws[:, 0].mean() - 400) < 5 * np.sqrt(8 / 4000)
     assert draws[:, 1].var() == pytest.approx(8, rel=0.15)
@@ -167,12 +185,10 @@ def test_without_noise_and_clipping_each_is_plain_sgd(rule):
         cfg = RunConfig(**base)
         weights = np.where(split.y_train[:n] == 1, 1.7, 0.6)
     elif rule == "dpsgd_f":
-        cfg = RunConfig(clip_rule="dpsgd_f", aux={"aux_sigma": 0.0, "base_clip": big}, **base)
+        cfg = RunConfig(clip_rule="dpsgd_f", aux={"base_clip": big}, **base)
     else:
         cfg = RunConfig(
-            clip_rule="global_adapt",
-            aux={"aux_sigma": 0.0, "z0": big, "lr_z": 1e-9, "quantile": 0.5},
-            **base,
+            clip_rule="global_adapt", aux={"z0": big, "lr_z": 1e-9, "quantile": 0.5}, **base
         )
     out, ref = _one_full_batch_step(split, n, cfg, weights)
     np.testing.assert_allclose(out.params, ref, rtol=0, atol=1e-12)
@@ -202,7 +218,9 @@ def test_dpsgd_f_raises_the_bound_of_the_class_clipped_more_often():
         sample_rate=0.1,
         expected_batch_size=40,
         clip_rule="dpsgd_f",
-        aux={"aux_sigma": 0.0, "base_clip": c0},
+        aux={"base_clip": c0},
+        aux_noise_multiplier=0.5,
+        noise_key=11,
     )
     out = FastEngine("float64").train([TrainJob(X, y, ARCH, cfg)])[0]
     seen, clipped = out.stats["seen"], out.stats["clipped"]
@@ -235,7 +253,7 @@ def test_dpsgd_f_bounds_follow_the_formula_on_one_step():
         sample_rate=1.0,
         expected_batch_size=n,
         clip_rule="dpsgd_f",
-        aux={"aux_sigma": 0.0, "base_clip": c0},
+        aux={"base_clip": c0},
     )
     flat = rng.normal(0, 0.5, ARCH.n_params)
     out = FastEngine("float64").train([TrainJob(X, y, ARCH, cfg)], init_params=flat[None])[0]
@@ -276,9 +294,17 @@ def test_oversampling_is_refused_with_an_explanation(capsys):
 
 def test_mitigations_need_a_private_run():
     with pytest.raises(ParameterError, match="DP runs"):
-        prepare_run("x", RunSpec(PIMA, seed=0, epsilon=None, mitigation="dpsgd_f"), {})
+        prepare_run("x", RunSpec(PIMA, seed=0, epsilon=None, mitigation="dpsgd_f"))
     with pytest.raises(ParameterError, match="takes no parameter"):
-        prepare_run("x", spec("dpsgd_f", bogus=1), {})
+        prepare_run("x", spec("dpsgd_f", bogus=1))
+
+
+def test_noised_gradients_with_unnoised_counts_are_refused():
+    base = dict(seed=0, private=True, epochs=1, batch_size=8, lr=0.1, steps=1, sample_rate=0.5)
+    for rule in ("dpsgd_f", "global_adapt"):
+        with pytest.raises(ParameterError, match="needs their noise multiplier"):
+            RunConfig(clip_rule=rule, noise_multiplier=1.0, **base)
+        RunConfig(clip_rule=rule, noise_multiplier=1.0, aux_noise_multiplier=2.0, **base)
 
 
 def test_choose_threshold_maximises_balanced_accuracy():

@@ -456,11 +456,16 @@ def test_check_delta():
 
 @pytest.mark.parametrize("n", [1, 9, 10, 99, 455, 614, 768, 999, 1000, 1001, 20000, 123457])
 def test_default_delta(n):
+    """The one δ policy: the study's 1e-4, or the largest power of ten ≤ 1/(10 n) when that
+    is smaller; so it is always ≤ 1/(10 n) for n ≥ 1 000 and never above 1e-4."""
     d = default_delta(n)
-    assert d <= 1.0 / (10 * n) * (1 + 1e-12)
-    assert d > 1.0 / (100 * n)
+    assert d <= 1e-4 * (1 + 1e-12)
+    assert d <= 1.0 / (10 * n) * (1 + 1e-12) or d == pytest.approx(1e-4)
+    assert d > min(1e-4, 1.0 / (100 * n)) * (1 - 1e-12)
     assert math.log10(d) == pytest.approx(round(math.log10(d)))  # a power of ten
     assert default_delta(614) == pytest.approx(1e-4)
+    assert default_delta(3000) == pytest.approx(1e-5)
+    assert default_delta(100_000) == pytest.approx(1e-6)
 
 
 # --------------------------------------------------------------------------- Opacus run

@@ -153,6 +153,7 @@ def test_run_id_is_stable_and_sensitive():
         RunSpec(ref, seed=1, epsilon=2.0, clip=0.5),
         RunSpec(ref, seed=1, epsilon=2.0, minority_fraction=0.1),
         RunSpec(ref, seed=1, epsilon=2.0, engine="opacus"),
+        RunSpec(ref, seed=1, epsilon=2.0, reproducible=True),
     ):
         assert other.run_id(fp) != a.run_id(fp)
     assert a.run_id(fp) != a.run_id("other data")
@@ -164,7 +165,14 @@ def test_run_id_is_stable_and_sensitive():
 
 def _tiny(seeds=2, privacy=(None, 2.0), epochs=3, engine="fast"):
     return [
-        RunSpec(DatasetRef(name="pima"), seed=s, epsilon=e, epochs=epochs, engine=engine)
+        RunSpec(
+            DatasetRef(name="pima"),
+            seed=s,
+            epsilon=e,
+            epochs=epochs,
+            engine=engine,
+            reproducible=True,
+        )
         for s in range(seeds)
         for e in privacy
     ]

@@ -60,7 +60,8 @@ class AttackConfig:
     ``privacy`` lists ``None`` (non-private) and target ε values; ``shadows`` is M, the
     number of models trained per privacy level (each in turn the target, the other M − 1
     its shadows); ``canaries`` is m of the audit (0 skips it); ``lr`` and ``hidden`` default
-    to the dataset's preset and ``delta`` to min(1e-4, the largest power of ten ≤ 1/(10 n)).
+    to the dataset's preset and ``delta`` to the one δ policy
+    (:func:`~imbalanced_dp.privacy.default_delta` of the table's rows).
     """
 
     privacy: tuple[float | None, ...] = (None, 8.0, 2.0, 1.0)
@@ -541,5 +542,5 @@ def _resolved_config(config: AttackConfig, n_records: int, preset: str) -> dict:
     records show)."""
     hidden = config.hidden if config.hidden is not None else hidden_for(preset)
     lr = config.lr if config.lr is not None else lr_for(preset)
-    delta = config.delta if config.delta is not None else min(1e-4, default_delta(n_records // 2))
+    delta = config.delta if config.delta is not None else default_delta(n_records)
     return config.to_dict() | {"lr": lr, "hidden": list(hidden), "delta": delta}

@@ -1,8 +1,11 @@
 """Training the models that attacks and audits look at, with the fast engine.
 
-Every privacy level is planned like a study run (PRIVACY.md): Poisson sampling with the
-public constants of :func:`~imbalanced_dp.privacy.sampling_plan` for the public training
-size, σ calibrated by a maintained accountant so that the whole run spends the target ε.
+Every privacy level is planned like a study run (PRIVACY.md): by
+:func:`~imbalanced_dp.privacy.plan_run` for the public training size, Poisson sampling with
+its public constants, σ calibrated by a maintained accountant so that the whole run spends
+the target ε. The attacked models are research-mode runs: their seeds are part of the
+experiment, and each model's noise key derives from its seed and its privacy level, so the
+levels of one model seed have independent noise.
 """
 
 from __future__ import annotations
@@ -17,11 +20,11 @@ from ..engines import FastEngine, RunConfig, TrainJob
 from ..exceptions import ParameterError
 from ..models import Architecture
 from ..privacy import (
-    calibrate_noise_multiplier,
     check_accountant,
     check_delta,
     check_training_params,
-    epsilon_spent,
+    plan_run,
+    research_key,
     sampling_plan,
 )
 
@@ -106,6 +109,10 @@ class PrivacySetting:
     def to_dict(self) -> dict:
         return asdict(self)
 
+    def noise_key(self, seed: int) -> int:
+        """The research-mode noise key of the model with ``seed`` at this level."""
+        return research_key(seed, {"attack_level": self.label, "n": self.n, "steps": self.steps})
+
     def config(self, seed: int, training: TrainingSettings) -> RunConfig:
         if not self.private:
             return RunConfig(
@@ -127,6 +134,7 @@ class PrivacySetting:
             noise_multiplier=float(self.noise_multiplier or 0.0),
             sample_rate=float(self.sample_rate or 0.0),
             expected_batch_size=int(self.expected_batch_size or 1),
+            noise_key=self.noise_key(seed),
         )
 
 
@@ -156,20 +164,15 @@ def plan_setting(
         sigma, eps, spent, label = 0.0, None, None, CONTROL
     else:
         eps = float(level)
-        sigma = calibrate_noise_multiplier(
-            target_epsilon=eps,
-            delta=training.delta,
-            sample_rate=plan.sample_rate,
-            steps=plan.steps,
-            accountant=training.accountant,
-        )
-        spent = epsilon_spent(
-            noise_multiplier=sigma,
-            sample_rate=plan.sample_rate,
-            steps=plan.steps,
+        planned = plan_run(
+            n=n,
+            batch_size=training.batch_size,
+            epochs=training.epochs,
+            epsilon=eps,
             delta=training.delta,
             accountant=training.accountant,
         )
+        sigma, spent = planned.noise_multiplier, planned.epsilon_spent
         label = privacy_label(eps)
     return PrivacySetting(
         label=label,

@@ -149,7 +149,7 @@ def datasets(as_json: bool) -> None:
     type=float,
     default=None,
     metavar="D",
-    help="δ (default 1e-4, or the largest power of ten ≤ 1/(10 n)).",
+    help="δ (default 1e-4, or the largest power of ten ≤ 1/(10 n) for tables above 1 000 rows).",
 )
 @click.option("--epochs", type=int, default=500, show_default=True, metavar="N")
 @click.option("--batch-size", type=int, default=64, show_default=True, metavar="B")
@@ -175,7 +175,21 @@ def datasets(as_json: bool) -> None:
     metavar="H1,H2,...",
     help="Hidden layer sizes (default: the dataset's preset, else 20,10,10).",
 )
-@click.option("--seed", type=int, default=0, show_default=True, metavar="S")
+@click.option(
+    "--seed",
+    type=int,
+    default=0,
+    show_default=True,
+    metavar="S",
+    help="Seed of the split and the initialisation; the noise is secret unless --reproducible.",
+)
+@click.option(
+    "--reproducible",
+    is_flag=True,
+    help="Research mode: draw sampling and noise from the seed too, so the run can be "
+    "repeated bit for bit. The guarantee then assumes the seed stays secret (the ledger "
+    "says so); without it the noise comes from a secret key that is never stored.",
+)
 @click.option("--engine", type=click.Choice(["fast", "opacus"]), default="fast", show_default=True)
 @click.option("--accountant", type=click.Choice(["prv", "rdp"]), default="prv", show_default=True)
 @click.option(
@@ -214,6 +228,7 @@ def run(
     clip,
     layers,
     seed,
+    reproducible,
     engine,
     accountant,
     minority_fraction,
@@ -222,9 +237,13 @@ def run(
     mitigation,
     as_json,
 ) -> None:
-    """Train one model and print its per-class table (or one JSON object)."""
+    """Train one model and print its per-class table (or one JSON object).
+
+    The noise of a DP run comes from a secret key drawn when training starts and never
+    stored, so nothing the run prints lets anyone replay it; --reproducible draws it from
+    the seed instead (research mode).
+    """
     from ..cli._render import run_json, run_text
-    from ..privacy import default_delta
     from ..studies import RunSpec, run_single
 
     ref = _dataset_ref(dataset, csv_path, target, positive)
@@ -234,8 +253,6 @@ def run(
         raise ParameterError("mitigations apply to DP runs; drop --non-private or --mitigation")
     eps = None if non_private else (2.0 if epsilon is None else epsilon)
     ds = ref.load(test_fraction)
-    if delta is None:
-        delta = min(1e-4, default_delta(ds.n_rows))
     spec = RunSpec(
         dataset=ref,
         seed=seed,
@@ -252,6 +269,7 @@ def run(
         minority_fraction=minority_fraction,
         imbalance_method=imbalance_method,
         mitigation=mitigation,
+        reproducible=reproducible,
     )
     res = run_single(spec, threads=1)
     if as_json:
@@ -384,9 +402,10 @@ def study_run(
     """Run a study: SPEC.toml, --preset NAME, or a default grid on --csv/--dataset.
 
     \b
-    The default grid on one table: natural imbalance, privacy none, 8, 4, 2, 1 at δ = 1e-4,
-    10 seeds, 500 epochs, the dataset's preset model. Reruns skip stored runs; Ctrl-C stores
-    what finished and tells how to resume.
+    The default grid on one table: natural imbalance, privacy none, 8, 4, 2, 1 at δ = 1e-4
+    (smaller for tables above 1 000 rows), 10 seeds, 500 epochs, the dataset's preset
+    model, research mode (noise reproducible from the seeds; see docs/privacy.md). Reruns
+    skip stored runs; Ctrl-C stores what finished and tells how to resume.
     """
     from ..pipeline import run_study
     from ..studies import load_spec

@@ -62,6 +62,7 @@ def run_json(res) -> dict:
     out["train_class_counts"] = [res.data["train_count_0"], res.data["train_count_1"]]
     out["test_class_counts"] = [res.data["test_count_0"], res.data["test_count_1"]]
     out["ledger"] = res.ledger.to_dict()
+    out["reproducible"] = bool(res.spec.reproducible)
     out["seconds"] = res.seconds
     return out
 

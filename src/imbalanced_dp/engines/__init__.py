@@ -1,13 +1,16 @@
 """Training engines: ``opacus`` (the reference) and ``fast`` (batched DP-SGD)."""
 
 from ._base import (
+    AUX_RULES,
     CLIP_RULES,
+    RELEASABLE_STATS,
     Engine,
     RunConfig,
     TrainedModel,
     TrainJob,
     engine_names,
     get_engine,
+    public_stats,
     register_engine,
 )
 from ._fast import FastEngine
@@ -17,7 +20,9 @@ register_engine("fast", FastEngine)
 register_engine("opacus", OpacusEngine)
 
 __all__ = [
+    "AUX_RULES",
     "CLIP_RULES",
+    "RELEASABLE_STATS",
     "Engine",
     "FastEngine",
     "OpacusEngine",
@@ -26,5 +31,6 @@ __all__ = [
     "TrainedModel",
     "engine_names",
     "get_engine",
+    "public_stats",
     "register_engine",
 ]

@@ -15,6 +15,22 @@ from ..models import Architecture
 
 #: Clipping rules an engine may implement (see ``engines/_kernel.py``).
 CLIP_RULES = ("standard", "dpsgd_f", "global_adapt")
+#: Rules that answer noisy counts at every step.
+AUX_RULES = ("dpsgd_f", "global_adapt")
+#: Training statistics a private run may release: the number of steps (public) and what is
+#: computed from noisy answers only (``clip_state``: DPSGD-F's mean class bounds, Global-
+#: Adapt's final threshold). The others count private examples (seen and clipped per class,
+#: non-finite gradients, empty steps, the largest batch) and never leave the engine's result
+#: (PRIVACY.md rule 11).
+RELEASABLE_STATS = ("steps", "clip_state", "opacus_history")
+
+
+def public_stats(stats: dict, *, private: bool) -> dict:
+    """What of an engine's statistics a run may output: all of them without privacy, the
+    :data:`RELEASABLE_STATS` with it."""
+    if not private:
+        return dict(stats)
+    return {k: v for k, v in stats.items() if k in RELEASABLE_STATS}
 
 
 @dataclass(frozen=True)
@@ -27,7 +43,15 @@ class RunConfig:
 
     ``class_clip`` sets a clip bound per class (label 0, label 1) instead of ``clip``; the
     noise is then scaled by the larger bound. ``clip_rule`` selects DPSGD-F or
-    DPSGD-Global-Adapt, whose settings are in ``aux`` (see :mod:`imbalanced_dp.mitigations`).
+    DPSGD-Global-Adapt, whose settings are in ``aux`` (see :mod:`imbalanced_dp.mitigations`)
+    and whose per-step counts get Gaussian noise of multiplier ``aux_noise_multiplier``.
+
+    ``seed`` draws the initialisation (and the non-private baseline's shuffling).
+    ``noise_key`` draws Poisson sampling and all noise of a private run: ``None`` (the
+    default) makes the engine draw a secret key from the operating system's entropy when
+    training starts and forget it (PRIVACY.md rule 9); research mode sets it from the plan
+    (:attr:`imbalanced_dp.privacy.TrainingPlan.noise_key`). Build a private configuration
+    with :meth:`from_plan`.
     """
 
     seed: int
@@ -43,6 +67,8 @@ class RunConfig:
     class_clip: tuple[float, float] | None = None
     clip_rule: str = "standard"
     aux: dict = field(default_factory=dict)
+    noise_key: int | None = None
+    aux_noise_multiplier: float = 0.0
 
     def __post_init__(self) -> None:
         if self.clip_rule not in CLIP_RULES:
@@ -53,6 +79,65 @@ class RunConfig:
             raise ParameterError(f"a private run needs 0 < q <= 1; got {self.sample_rate}")
         if self.steps < 0:
             raise ParameterError(f"steps must be >= 0; got {self.steps}")
+        if self.noise_key is not None and not 0 <= self.noise_key < 2**64:
+            raise ParameterError(
+                f"noise_key must be a 64-bit unsigned integer; got {self.noise_key}"
+            )
+        if self.private and self.clip_rule in AUX_RULES and self.noise_multiplier != 0:
+            # (σ = 0 everywhere is the noiseless control of tests and audits: no guarantee
+            # is claimed; noised gradients beside unnoised counts would claim a false one)
+            s = self.aux_noise_multiplier
+            if not (s > 0 and math.isfinite(s)):
+                raise ParameterError(
+                    f"a private {self.clip_rule} run answers noisy counts at every step and "
+                    f"needs their noise multiplier from its privacy plan; got "
+                    f"aux_noise_multiplier={s!r} (unnoised counts would break the guarantee)"
+                )
+
+    @classmethod
+    def from_plan(
+        cls,
+        plan,
+        *,
+        seed: int,
+        lr: float,
+        clip: float = 1.0,
+        class_clip: tuple[float, float] | None = None,
+        clip_rule: str = "standard",
+        aux: dict | None = None,
+        aux_query: str | None = None,
+    ) -> RunConfig:
+        """The configuration of a run planned by :func:`imbalanced_dp.privacy.plan_run`:
+        its steps, sample rate, divisor, noise multipliers and noise key come from the plan
+        (``aux_query`` names the plan's query whose noise the per-step counts use)."""
+        if not plan.private:
+            return cls(
+                seed=int(seed),
+                private=False,
+                epochs=plan.epochs,
+                batch_size=plan.batch_size,
+                lr=float(lr),
+                steps=plan.steps,
+            )
+        return cls(
+            seed=int(seed),
+            private=True,
+            epochs=plan.epochs,
+            batch_size=plan.batch_size,
+            lr=float(lr),
+            steps=plan.steps,
+            clip=float(clip),
+            noise_multiplier=float(plan.noise_multiplier),
+            sample_rate=float(plan.sample_rate),
+            expected_batch_size=int(plan.expected_batch_size),
+            class_clip=class_clip,
+            clip_rule=clip_rule,
+            aux=dict(aux or {}),
+            noise_key=plan.noise_key,
+            aux_noise_multiplier=(
+                float(plan.query(aux_query).noise_multiplier) if aux_query else 0.0
+            ),
+        )
 
     @property
     def clip_bounds(self) -> tuple[float, float]:

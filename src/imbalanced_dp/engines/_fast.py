@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import secrets
 import time
 from collections.abc import Sequence
 
@@ -32,7 +33,9 @@ def _default_threads() -> int:
 def pack_jobs(jobs: Sequence[TrainJob], dtype: np.dtype):
     """Stack the jobs' data and settings into the kernel's arrays.
 
-    Jobs that share the same ``X`` array object share one copy of it."""
+    Jobs that share the same ``X`` array object share one copy of it. A private run without
+    a noise key gets a fresh secret key from the operating system's entropy here, at the
+    last moment; it lives only in the returned settings array (PRIVACY.md rule 9)."""
     arch = jobs[0].arch
     for j in jobs:
         if j.arch != arch:
@@ -82,7 +85,7 @@ def pack_jobs(jobs: Sequence[TrainJob], dtype: np.dtype):
         fs[i, k.S_CLIP1] = c1
         fs[i, k.S_Q] = c.sample_rate
         fs[i, k.S_EXP_BATCH] = c.expected_batch_size
-        fs[i, k.S_AUX_SIGMA] = float(c.aux.get("aux_sigma", 0.0))
+        fs[i, k.S_AUX_SIGMA] = c.aux_noise_multiplier if c.private else 0.0
         if c.clip_rule == "dpsgd_f":
             fs[i, k.S_AUX_A] = float(c.aux.get("base_clip", c.clip))
         elif c.clip_rule == "global_adapt":
@@ -97,6 +100,11 @@ def pack_jobs(jobs: Sequence[TrainJob], dtype: np.dtype):
         ints[i, k.I_DATA_OFF] = offsets[i]
         ints[i, k.I_DATA_N] = len(j.y)
         ints[i, k.I_WEIGHT_OFF] = woff[i]
+        if c.private:
+            key = secrets.randbits(64) if c.noise_key is None else int(c.noise_key)
+            ints[i, k.I_KEY_LO] = key & 0xFFFFFFFF
+            ints[i, k.I_KEY_HI] = key >> 32
+            del key
     return X, y, W, fs, ints
 
 
@@ -116,8 +124,9 @@ class FastEngine:
 
     Runs of one batch share an architecture and may differ in everything else (data split,
     seed, privacy, sigma, clip, learning rate, weights, clipping rule). Each run is trained by
-    one thread from its own counter-based random streams, so the result of a run does not
-    depend on the batch it is in.
+    one thread from its own counter-based random streams (initialisation from its seed,
+    sampling and noise from its noise key), so the result of a run does not depend on the
+    batch it is in.
 
     Parameters
     ----------
@@ -168,6 +177,8 @@ class FastEngine:
             k.train_batch(X, y, W, sizes, params, fs, ints, stats, init)
         else:
             k.train_batch_serial(X, y, W, sizes, params, fs, ints, stats, init)
+        ints[:, k.I_KEY_LO] = 0  # forget the keys
+        ints[:, k.I_KEY_HI] = 0
         elapsed = (time.perf_counter() - t0) / K
         return [
             TrainedModel(

@@ -90,7 +90,9 @@ I_MODE = 4
 I_DATA_OFF = 5
 I_DATA_N = 6
 I_WEIGHT_OFF = 7
-N_ISETTINGS = 8
+I_KEY_LO = 8  # noise key (Poisson sampling, gradient noise, noisy counts): low 32 bits
+I_KEY_HI = 9  # and high 32 bits
+N_ISETTINGS = 10
 
 
 @njit(cache=True)
@@ -411,7 +413,10 @@ def train_one(X, y, w, sizes, params_out, fs, ints, stats_out):
     sigma = fs[S_SIGMA]
     q = fs[S_Q]
     exp_batch = fs[S_EXP_BATCH]
-    k0, k1 = seed_key(seed)
+    k0, k1 = seed_key(seed)  # shuffling of the non-private baseline
+    # sampling and noise of a private run: the noise key (secret unless in research mode)
+    nk0 = np.uint64(ints[I_KEY_LO])
+    nk1 = np.uint64(ints[I_KEY_HI])
     # Work on private copies: runs on neighbouring threads would otherwise write to the
     # same cache lines at every step (false sharing).
     params = params_out.copy()
@@ -460,7 +465,7 @@ def train_one(X, y, w, sizes, params_out, fs, ints, stats_out):
 
     for t in range(steps):
         if private:
-            B = poisson_batch(idx, n, q, k0, k1, t)
+            B = poisson_batch(idx, n, q, nk0, nk1, t)
         else:
             epoch = t // steps_per_epoch
             pos = t % steps_per_epoch
@@ -518,8 +523,8 @@ def train_one(X, y, w, sizes, params_out, fs, ints, stats_out):
                 else:
                     m1 += 1.0 if above else 0.0
                     o1 += 0.0 if above else 1.0
-            z0, z1 = normal_pair(k0, k1, STREAM_AUX, t, 0)
-            z2, z3 = normal_pair(k0, k1, STREAM_AUX, t, 1)
+            z0, z1 = normal_pair(nk0, nk1, STREAM_AUX, t, 0)
+            z2, z3 = normal_pair(nk0, nk1, STREAM_AUX, t, 1)
             mm0 = max(math.floor(m0 + aux_sigma * z0), 0.0)
             mm1 = max(math.floor(m1 + aux_sigma * z1), 0.0)
             oo0 = max(math.floor(o0 + aux_sigma * z2), 0.0)
@@ -557,7 +562,7 @@ def train_one(X, y, w, sizes, params_out, fs, ints, stats_out):
                 else:
                     factor[b] = cc / zthr
                     below += 1.0
-            z0, z1 = normal_pair(k0, k1, STREAM_AUX, t, 0)
+            z0, z1 = normal_pair(nk0, nk1, STREAM_AUX, t, 0)
             frac = (below + aux_sigma * z0) / exp_batch
             zthr = zthr * math.exp(-fs[S_AUX_B] * (frac - fs[S_AUX_C]))
         if B > 0:
@@ -571,7 +576,7 @@ def train_one(X, y, w, sizes, params_out, fs, ints, stats_out):
         if private:
             std = sigma * noise_clip
             scale = lr / exp_batch
-            fill_normal_block(znoise, unoise, tnoise, k0, k1, STREAM_NOISE, t, P)
+            fill_normal_block(znoise, unoise, tnoise, nk0, nk1, STREAM_NOISE, t, P)
             for p in range(P):
                 params[p] -= scale * (grad[p] + std * znoise[p])
         else:

@@ -4,10 +4,17 @@ Non-private runs are plain PyTorch minibatch SGD over shuffled data; private run
 ``opacus.PrivacyEngine.make_private`` with Poisson sampling, flat clipping at C and the
 noise multiplier calibrated beforehand (the same σ the fast engine receives). It is the
 reference the fast engine is checked against.
+
+The Poisson sampler and the noise each get their own generator, seeded from the run's noise
+key by two distinct derivations (or, without a key, from fresh OS entropy that is never
+kept); per-example gradients that are not finite are zeroed before Opacus clips them, so
+they never reach the sum (PRIVACY.md rule 5).
 """
 
 from __future__ import annotations
 
+import hashlib
+import secrets
 import time
 import warnings
 from collections.abc import Sequence
@@ -39,6 +46,37 @@ def _load_flat(model, flat: np.ndarray) -> None:
                     n = p.numel()
                     p.copy_(torch.as_tensor(flat[off : off + n]).reshape(p.shape))
                     off += n
+
+
+def _generator_seed(noise_key: int | None, purpose: str) -> int:
+    """A 63-bit torch generator seed for ``purpose`` ("sampling" or "noise"): derived from
+    the research-mode key, or fresh OS entropy when the run's noise is secret."""
+    if noise_key is None:
+        return secrets.randbits(63)
+    digest = hashlib.sha256(f"opacus {purpose} {int(noise_key)}".encode()).digest()
+    return int.from_bytes(digest[:8], "little") >> 1
+
+
+def drop_nonfinite_grad_samples(model) -> int:
+    """Zero the per-example gradients (``grad_sample``) of every example whose gradient is
+    not finite in some parameter, so that Opacus's clipping cannot turn it into NaN in the
+    sum; returns how many examples were dropped."""
+    import torch
+
+    params = [p for p in model.parameters() if getattr(p, "grad_sample", None) is not None]
+    if not params:
+        return 0
+    bad = None
+    for p in params:
+        gs = p.grad_sample
+        b = ~torch.isfinite(gs.reshape(gs.shape[0], -1)).all(dim=1)
+        bad = b if bad is None else bad | b
+    count = int(bad.sum()) if bad is not None else 0
+    if count:
+        with torch.no_grad():
+            for p in params:
+                p.grad_sample[bad] = 0.0
+    return count
 
 
 class OpacusEngine:
@@ -89,7 +127,11 @@ class OpacusEngine:
             else torch.as_tensor(np.asarray(job.weights, dtype=np.float32))
         )
         data = TensorDataset(X, y, w)
-        gen = torch.Generator().manual_seed(c.seed)
+        if c.private:
+            # the Poisson sampler draws from the loader's generator
+            gen = torch.Generator().manual_seed(_generator_seed(c.noise_key, "sampling"))
+        else:
+            gen = torch.Generator().manual_seed(c.seed)
         loader = DataLoader(data, batch_size=c.batch_size, shuffle=True, generator=gen)
         optimizer = torch.optim.SGD(model.parameters(), lr=c.lr, momentum=0.0)
         engine = None
@@ -107,7 +149,9 @@ class OpacusEngine:
                     noise_multiplier=c.noise_multiplier,
                     max_grad_norm=c.clip,
                     poisson_sampling=True,
-                    noise_generator=torch.Generator().manual_seed(c.seed + 1_000_003),
+                    noise_generator=torch.Generator().manual_seed(
+                        _generator_seed(c.noise_key, "noise")
+                    ),
                 )
             if abs(optimizer.expected_batch_size - c.expected_batch_size) > 0:
                 raise ParameterError(
@@ -116,6 +160,7 @@ class OpacusEngine:
                 )
         crit = torch.nn.CrossEntropyLoss(reduction="none")
         steps = 0
+        nonfinite = 0
         model.train()
         with warnings.catch_warnings():
             warnings.filterwarnings("ignore", message=".*full_backward_hook.*")
@@ -127,12 +172,14 @@ class OpacusEngine:
                     out = model(xb)
                     loss = (crit(out, yb) * wb).mean() if len(yb) else out.sum() * 0.0
                     loss.backward()
+                    if engine is not None:
+                        nonfinite += drop_nonfinite_grad_samples(model)
                     optimizer.step()
                     steps += 1
         if c.private and steps != c.steps:
             raise ParameterError(f"Opacus ran {steps} steps; the plan fixed {c.steps}")
         inner = model._module if hasattr(model, "_module") else model
-        stats: dict = {"steps": steps}
+        stats: dict = {"steps": steps, "nonfinite": nonfinite}
         if engine is not None:
             stats["opacus_history"] = [list(h) for h in engine.accountant.history]
         return TrainedModel(

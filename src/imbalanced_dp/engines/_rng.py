@@ -1,9 +1,11 @@
 """A counter-based random number generator: Philox4x32-10 (Salmon et al., SC 2011).
 
-A draw is a pure function of ``(key, counter)``: the key is the run's seed and the counter
-names the purpose (stream), the step and the position. A run therefore sees the same random
-numbers whether it is trained alone or inside a batch of any size, on any worker, in any
-order: what makes sweeps resumable and distributable.
+A draw is a pure function of ``(key, counter)``: the key is the run's seed (initialisation,
+shuffling) or its noise key (sampling and noise: secret unless in research mode, see
+:mod:`imbalanced_dp.privacy`), and the counter names the purpose (stream), the step and the
+position. A run therefore sees the same random numbers whether it is trained alone or
+inside a batch of any size, on any worker, in any order: what makes sweeps resumable and
+distributable.
 
 Streams (the third counter word):
 
@@ -15,10 +17,13 @@ Streams (the third counter word):
 4      noise of the auxiliary private queries of mitigations (second word: step)
 ====== ========================================================================
 
-Uniforms take 53 bits from two 32-bit words. Gaussians are the inverse normal CDF of open
-uniforms, by Wichura's algorithm AS241 (PPND16, Applied Statistics 37, 1988; relative
-accuracy about 1e-16): one uniform per normal, no rejection, and no trigonometric function,
-which makes them several times cheaper than Box-Muller here.
+Uniforms in [0, 1) take 53 bits from two 32-bit words. Open uniforms, in (0, 1), take 52
+bits ``x`` and return ``(x + 1/2) 2^-52``, which is exact in double precision, so they never
+round to 0 or 1 (``(x + 1/2) 2^-53`` with 53 bits rounds to exactly 1.0 at the top value, and
+so does ``x 2^-53 + 2^-54``). Gaussians are the inverse normal CDF of open uniforms, by
+Wichura's algorithm AS241 (PPND16, Applied Statistics 37, 1988; relative accuracy about
+1e-16): one uniform per normal, no rejection, and no trigonometric function, which makes
+them several times cheaper than Box-Muller here.
 """
 
 from __future__ import annotations
@@ -44,6 +49,7 @@ _S5 = np.uint64(5)
 _S6 = np.uint64(6)
 _TWO26 = 67108864.0
 _TWO_M53 = 1.0 / 9007199254740992.0
+_TWO_M52 = 1.0 / 4503599627370496.0
 
 
 @njit(cache=True, inline="always")
@@ -78,8 +84,9 @@ def _u53(a, b):
 
 
 @njit(cache=True, inline="always")
-def _u53_open(a, b):
-    return (float(a >> _S5) * _TWO26 + float(b >> _S6) + 0.5) * _TWO_M53
+def _u52_open(a, b):
+    """Open uniform in (0, 1) from 26 + 26 bits: exact, so never 0 or 1."""
+    return (float(a >> _S6) * _TWO26 + float(b >> _S6) + 0.5) * _TWO_M52
 
 
 @njit(cache=True, inline="always")
@@ -186,7 +193,7 @@ def inverse_normal_cdf(p):
 @njit(cache=True, inline="always")
 def normal_pair(k0, k1, stream, step, block):
     """Two independent standard normals from one Philox block (inverse CDF of two open
-    53-bit uniforms)."""
+    52-bit uniforms)."""
     x0, x1, x2, x3 = philox4x32(
         np.uint64(block),
         np.uint64(step),
@@ -195,7 +202,7 @@ def normal_pair(k0, k1, stream, step, block):
         np.uint64(k0),
         np.uint64(k1),
     )
-    return inverse_normal_cdf(_u53_open(x0, x1)), inverse_normal_cdf(_u53_open(x2, x3))
+    return inverse_normal_cdf(_u52_open(x0, x1)), inverse_normal_cdf(_u52_open(x2, x3))
 
 
 @njit(cache=True, fastmath={"contract"})
@@ -214,8 +221,8 @@ def fill_normal_block(z, u, tail, k0, k1, stream, step, count):
             np.uint64(k0),
             np.uint64(k1),
         )
-        u[2 * blk] = _u53_open(x0, x1)
-        u[2 * blk + 1] = _u53_open(x2, x3)
+        u[2 * blk] = _u52_open(x0, x1)
+        u[2 * blk + 1] = _u52_open(x2, x3)
     m = 2 * nb
     for j in range(m):
         q = u[j] - 0.5

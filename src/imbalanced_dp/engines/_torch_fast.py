@@ -1,8 +1,9 @@
 """The fast engine's algorithm in batched torch, for ``device="cuda"`` (and CPU-tested).
 
 Same mechanism, same counter-based random streams as the compiled CPU loop
-(``_kernel.py``): Philox4x32-10 keyed by the run's seed, Poisson sampling by geometric
-gaps, AS241 Gaussians, the same clipping rules. The K runs of a batch are stacked along a
+(``_kernel.py``): Philox4x32-10 keyed by the run's seed (initialisation, shuffling) and its
+noise key (sampling, noise), Poisson sampling by geometric gaps, AS241 Gaussians, the same
+clipping rules. The K runs of a batch are stacked along a
 leading dimension; Poisson batches are padded to the largest one and masked (never
 truncated). Results agree with the CPU engine to rounding: integer random streams are
 identical, floating-point reductions run in another order.
@@ -54,11 +55,14 @@ def philox(c0, c1, c2, c3, k0, k1):
 
 
 def _u53(a, b, *, open_: bool):
+    """Uniform in [0, 1) from 53 bits, or open in (0, 1) from 52 bits (exact: never 0 or 1),
+    as ``_rng._u53`` and ``_rng._u52_open``."""
     import torch
 
-    v = (a >> 5).to(torch.float64) * 67108864.0 + (b >> 6).to(torch.float64)
     if open_:
-        v = v + 0.5
+        v = (a >> 6).to(torch.float64) * 67108864.0 + (b >> 6).to(torch.float64) + 0.5
+        return v * (1.0 / 4503599627370496.0)
+    v = (a >> 5).to(torch.float64) * 67108864.0 + (b >> 6).to(torch.float64)
     return v * (1.0 / 9007199254740992.0)
 
 
@@ -99,7 +103,7 @@ def inverse_normal_cdf(p):
     q = p - 0.5
     r = 0.180625 - q * q
     central = q * _horner(_A, r) / _horner(_B, r)
-    tail_p = torch.where(q < 0, p, 1.0 - p).clamp_min(1e-300)
+    tail_p = torch.where(q < 0, p, 1.0 - p)
     rr = torch.sqrt(-torch.log(tail_p))
     near = _horner(_C, rr - 1.6) / _horner(_D, rr - 1.6)
     far = _horner(_E, rr - 5.0) / _horner(_F, rr - 5.0)
@@ -175,10 +179,16 @@ def train_torch(
         yr[i, :ni] = torch.as_tensor(y[off : off + ni], device=dev)
         wr[i, :ni] = torch.as_tensor(W[wo : wo + ni], device=dev)
     seeds = ints[:, k.I_SEED].astype(np.uint64)
-    keys = (
+    keys = (  # initialisation
         torch.as_tensor((seeds & np.uint64(_MASK32)).astype(np.int64), device=dev),
         torch.as_tensor((seeds >> np.uint64(32)).astype(np.int64), device=dev),
     )
+    nkeys = (  # sampling and noise (secret unless in research mode)
+        torch.as_tensor(ints[:, k.I_KEY_LO].astype(np.int64), device=dev),
+        torch.as_tensor(ints[:, k.I_KEY_HI].astype(np.int64), device=dev),
+    )
+    ints[:, k.I_KEY_LO] = 0
+    ints[:, k.I_KEY_HI] = 0
     P = jobs[0].arch.n_params
     if init_params is not None:
         flat = torch.as_tensor(np.asarray(init_params), dtype=torch.float64, device=dev)
@@ -228,7 +238,7 @@ def train_torch(
         # ---- membership (K, n_max) of this step's batch
         member = torch.zeros((K, n_max), dtype=torch.bool, device=dev)
         if bool(private.any()):
-            member |= poisson_masks(keys, t, n, q, dev) & private[:, None]
+            member |= poisson_masks(nkeys, t, n, q, dev) & private[:, None]
         for i in np.nonzero(~ints[:, k.I_PRIVATE].astype(bool))[0]:
             ni, bi = int(ints[i, k.I_DATA_N]), int(batch[i])
             per_epoch = (ni + bi - 1) // bi
@@ -285,7 +295,7 @@ def train_torch(
         c0 = aux_a[:, None]
         above = finite & (nrm > c0) & member
         below = finite & ~(nrm > c0) & member
-        z = normals(keys, STREAM_AUX, t, 4, dev)
+        z = normals(nkeys, STREAM_AUX, t, 4, dev)
         cnt = []
         for c in (0, 1):
             cnt.append((above & (ycls == c)).sum(1).double())
@@ -332,7 +342,7 @@ def train_torch(
             grads.append(torch.bmm(gd.transpose(1, 2), a_in).reshape(K, -1))
             grads.append(gd.sum(1))
         g = torch.cat(grads, dim=1).to(torch.float64)
-        noise = normals(keys, STREAM_NOISE, t, P, dev)
+        noise = normals(nkeys, STREAM_NOISE, t, P, dev)
         std = (sigma * nclip)[:, None]
         upd_priv = (lr / exp_b)[:, None] * (g + std * noise)
         upd_np = lr[:, None] * g

@@ -1,19 +1,21 @@
 """A scikit-learn compatible classifier trained with DP-SGD: :class:`DPMLPClassifier`."""
 
 from ._classifier import (
-    BALANCED_WEIGHTS_NOTE,
+    BALANCED_COUNT_SHARE,
     ESTIMATOR_HYPERPARAMETER_NOTE,
     PREDICT_NOTE,
     PREPROCESSING_NOTE,
+    RESEARCH_WARNING,
     TUNING_NOTE,
     DPMLPClassifier,
 )
 
 __all__ = [
-    "BALANCED_WEIGHTS_NOTE",
+    "BALANCED_COUNT_SHARE",
     "ESTIMATOR_HYPERPARAMETER_NOTE",
     "PREDICT_NOTE",
     "PREPROCESSING_NOTE",
+    "RESEARCH_WARNING",
     "TUNING_NOTE",
     "DPMLPClassifier",
 ]

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import math
 import numbers
+import secrets
 import sys
 import warnings
 from collections.abc import Sequence
@@ -21,21 +22,16 @@ from sklearn.utils import check_random_state
 from sklearn.utils.multiclass import check_classification_targets, type_of_target
 from sklearn.utils.validation import check_is_fitted, validate_data
 
-from ..engines import Engine, RunConfig, TrainJob, get_engine
+from ..engines import Engine, RunConfig, TrainJob, get_engine, public_stats
 from ..exceptions import ParameterError
 from ..models import DEFAULT_HIDDEN, DEFAULT_LR, architecture
 from ..privacy import (
     ACCOUNTANTS,
-    NOISE_NOTE,
-    PUBLIC_N_NOTE,
-    PrivacyLedger,
+    ONCE_LAPLACE,
     PrivacyWarning,
-    accountant_version,
-    calibrate_noise_multiplier,
-    check_delta,
+    QuerySpec,
     default_delta,
-    epsilon_spent,
-    sampling_plan,
+    plan_run,
 )
 
 #: Ledger entry of every private fit: the estimator cannot see what the caller fitted on the
@@ -51,11 +47,14 @@ ESTIMATOR_HYPERPARAMETER_NOTE = (
     "weights) are taken as given; choosing them by looking at this data (e.g. a grid search) "
     "spends privacy beyond epsilon"
 )
-#: Ledger entry of a private fit with ``class_weight="balanced"``.
-BALANCED_WEIGHTS_NOTE = (
-    'class_weight="balanced" computes the loss weights from the class counts of the private '
-    "training rows, outside DP-SGD: the counts are not covered by epsilon (give a dict of "
-    "weights from a public prior instead)"
+#: Share of ε that ``class_weight="balanced"`` spends on Laplace-noised class counts.
+BALANCED_COUNT_SHARE = 0.05
+BALANCED_QUERY = "class_counts"
+#: Warning of a private fit with a ``random_state`` (research mode).
+RESEARCH_WARNING = (
+    "{name}(random_state={rs!r}) trains in research mode: sampling and noise derive from the "
+    "seed, so anyone who knows it can replay the training with and without a record; the "
+    "ledger says so. Leave random_state=None for secret noise"
 )
 #: Ledger entry of a private fit inside a hyperparameter search or threshold tuning.
 TUNING_NOTE = (
@@ -137,14 +136,19 @@ class DPMLPClassifier(ClassifierMixin, BaseEstimator):
     class_weight : dict, "balanced" or None, default=None
         Weights of the classes' losses, keyed by class label (missing classes weigh 1).
         Weights multiply each row's loss before clipping, so the sensitivity stays ``C``. A
-        dict is a public prior and costs no privacy. ``"balanced"`` (``n / (2 n_c)``) reads
-        the private class counts: allowed, but under privacy it warns
-        (:class:`~imbalanced_dp.privacy.PrivacyWarning`) and the ledger lists it as not
-        covered by ε.
+        dict is a public prior and costs no privacy. ``"balanced"`` (``n / (2 n_c)``) needs
+        the class counts: under privacy they are released by the Laplace mechanism with 5 %
+        of ``epsilon`` (the rest goes to DP-SGD; the total stays within ``epsilon``, and the
+        noisy counts are in the ledger); without privacy the exact counts are used.
     random_state : int, RandomState instance or None, default=None
-        Seed of the run (initialisation, sampling and noise). An int is the run's seed
-        itself (the same seed gives the same model on the same machine); ``None`` draws a
-        seed from ``numpy.random`` so that repeated fits differ; the seed used is ``seed_``.
+        ``None`` (the default): sampling and noise come from a secret key drawn from the
+        operating system's entropy when ``fit`` starts, never stored or pickled, so repeated
+        fits differ and nothing the model exposes lets anyone replay its training. Anything
+        else is **research mode**: the seed (an int, or one drawn from the RandomState)
+        also draws the noise, the same seed gives the same model on the same machine, a
+        :class:`~imbalanced_dp.privacy.PrivacyWarning` says so (once per call site), the
+        ledger states that the guarantee assumes the seed stays secret, and ``seed_`` keeps
+        it.
     device : str, default="cpu"
         Where the engine trains (``"cpu"`` or ``"cuda"``).
 
@@ -169,8 +173,8 @@ class DPMLPClassifier(ClassifierMixin, BaseEstimator):
     privacy_ledger_ : PrivacyLedger
         σ, q, steps, δ, target and spent ε, the accountant and its version, and in plain
         words what ε does not cover.
-    seed_ : int
-        The run's seed.
+    seed_ : int or None
+        The run's seed in research mode; ``None`` with secret noise (nothing to replay).
     batch_size_ : int
         Batch size used (``batch_size`` clipped to the number of rows).
     coefs_ : list of ndarray
@@ -313,8 +317,11 @@ class DPMLPClassifier(ClassifierMixin, BaseEstimator):
     def _balanced(self) -> bool:
         return isinstance(self.class_weight, str) and self.class_weight == "balanced"
 
-    def _seed(self) -> int:
+    def _seed(self) -> int | None:
+        """The run's seed in research mode, ``None`` for secret noise."""
         rs = self.random_state
+        if rs is None:
+            return None
         if _is_int(rs):
             if not 0 <= rs <= _MAX_SEED:
                 raise self._invalid(
@@ -328,12 +335,24 @@ class DPMLPClassifier(ClassifierMixin, BaseEstimator):
         except ValueError:
             raise self._invalid("random_state", "an int, a RandomState or None") from None
 
-    def _row_weights(self, classes: np.ndarray, y01: np.ndarray) -> np.ndarray | None:
+    def _row_weights(
+        self, classes: np.ndarray, y01: np.ndarray, plan
+    ) -> tuple[np.ndarray | None, dict]:
+        """Per-row loss weights, and the noisy values released for them (by query)."""
         cw = self.class_weight
         if cw is None:
-            return None
+            return None, {}
+        released: dict = {}
         if self._balanced():
-            per_class = len(y01) / (2.0 * np.bincount(y01, minlength=2))
+            if plan.private:
+                from ..mitigations import class_weights_from_counts, laplace_counts
+
+                q = plan.query(BALANCED_QUERY)
+                n0, n1 = laplace_counts(y01, q.epsilon, plan.rng(BALANCED_QUERY))
+                released[BALANCED_QUERY] = {"noisy_counts": [n0, n1]}
+                per_class = np.array(class_weights_from_counts(n0, n1))
+            else:
+                per_class = len(y01) / (2.0 * np.bincount(y01, minlength=2))
         else:
             known = set(classes.tolist())
             unknown = [k for k in cw if k not in known]
@@ -343,7 +362,7 @@ class DPMLPClassifier(ClassifierMixin, BaseEstimator):
                     f"classes are {classes.tolist()!r}"
                 )
             per_class = np.array([float(cw.get(c, 1.0)) for c in classes.tolist()])
-        return per_class[y01].astype(np.float64)
+        return per_class[y01].astype(np.float64), released
 
     # ------------------------------------------------------------------ fit
 
@@ -389,9 +408,19 @@ class DPMLPClassifier(ClassifierMixin, BaseEstimator):
         n = int(X.shape[0])
         private = self.epsilon is not None
         batch = min(int(self.batch_size), n)
-        plan = sampling_plan(n=n, batch_size=batch, epochs=int(self.epochs))
         seed = self._seed()
-        weights = self._row_weights(classes, y01)
+        research = seed is not None
+        if research and private:
+            warnings.warn(
+                RESEARCH_WARNING.format(
+                    name=type(self).__name__,
+                    rs=self.random_state
+                    if _is_int(self.random_state)
+                    else type(self.random_state).__name__,
+                ),
+                PrivacyWarning,
+                stacklevel=2,
+            )
         tuner = _enclosing_tuner() if private else None
         if private and tuner is not None:
             warnings.warn(
@@ -402,98 +431,72 @@ class DPMLPClassifier(ClassifierMixin, BaseEstimator):
                 PrivacyWarning,
                 stacklevel=2,
             )
+        queries = ()
         if private and self._balanced():
-            warnings.warn(
-                'class_weight="balanced" reads the class counts of the private training '
-                "rows outside DP-SGD; they are not covered by epsilon (see "
-                "privacy_ledger_.not_covered); give a dict of weights from a public prior "
-                "to keep them covered",
-                PrivacyWarning,
-                stacklevel=2,
+            queries = (
+                QuerySpec(
+                    name=BALANCED_QUERY,
+                    description='class counts for class_weight="balanced" (Laplace mechanism)',
+                    mechanism=ONCE_LAPLACE,
+                    sensitivity="L1 norm 1 (one record changes one count by one)",
+                    share=BALANCED_COUNT_SHARE,
+                ),
             )
-
         notes: list[str] = []
         if batch < self.batch_size:
             notes.append(
                 f"batch_size {self.batch_size} is above the {n} training rows: clipped to {n} "
-                f"(sample rate {plan.sample_rate:g}, {plan.steps_per_epoch} step per epoch)"
+                f"(one full-batch step per epoch)"
             )
+        if private and self.delta is None:
+            notes.append(
+                f"delta {default_delta(n):g} by default: 1e-4, or the largest power of ten "
+                f"not above 1/(10 n) when that is smaller (n = {n} rows)"
+            )
+        plan = plan_run(
+            n=n,
+            batch_size=batch,
+            epochs=int(self.epochs),
+            epsilon=None if not private else float(self.epsilon),
+            delta=None if self.delta is None else float(self.delta),
+            accountant=self.accountant,
+            queries=queries,
+            reproducible=research,
+            seed=seed,
+            setting={
+                "estimator": type(self).__name__,
+                "hidden": list(hidden),
+                "lr": float(self.learning_rate),
+                "clip": float(self.max_grad_norm),
+                "class_weight": repr(self.class_weight),
+                "n_features": int(X.shape[1]),
+            },
+        )
+        weights, released = self._row_weights(classes, y01, plan)
+        # secret noise: the initialisation's seed is drawn here too and not kept
+        init_seed = seed if research else secrets.randbits(32)
+        config = RunConfig.from_plan(
+            plan, seed=init_seed, lr=float(self.learning_rate), clip=float(self.max_grad_norm)
+        )
         if private:
-            delta = default_delta(n) if self.delta is None else float(self.delta)
-            check_delta(delta, n)
-            if self.delta is None:
-                notes.append(
-                    f"delta {delta:g} by default: the largest power of ten not above "
-                    f"1/(10 n) for n = {n} rows"
-                )
-            sigma = calibrate_noise_multiplier(
-                target_epsilon=float(self.epsilon),
-                delta=delta,
-                sample_rate=plan.sample_rate,
-                steps=plan.steps,
-                accountant=self.accountant,
-            )
-            spent = epsilon_spent(
-                noise_multiplier=sigma,
-                sample_rate=plan.sample_rate,
-                steps=plan.steps,
-                delta=delta,
-                accountant=self.accountant,
-            )
-            config = RunConfig(
-                seed=seed,
-                private=True,
-                epochs=int(self.epochs),
-                batch_size=batch,
-                lr=float(self.learning_rate),
-                steps=plan.steps,
-                clip=float(self.max_grad_norm),
-                noise_multiplier=float(sigma),
-                sample_rate=plan.sample_rate,
-                expected_batch_size=plan.expected_batch_size,
-            )
-            not_covered = [PREPROCESSING_NOTE, ESTIMATOR_HYPERPARAMETER_NOTE, PUBLIC_N_NOTE]
-            if self._balanced():
-                not_covered.append(BALANCED_WEIGHTS_NOTE)
+            not_covered = [PREPROCESSING_NOTE, ESTIMATOR_HYPERPARAMETER_NOTE]
             if tuner is not None:
                 not_covered.append(TUNING_NOTE.format(search=tuner))
-            ledger = PrivacyLedger(
-                privacy="dp",
-                sampling="poisson",
-                steps=plan.steps,
+            ledger = plan.ledger(
                 clip=float(self.max_grad_norm),
-                accountant=self.accountant,
-                accountant_version=accountant_version(),
-                noise_multiplier=float(sigma),
-                sample_rate=plan.sample_rate,
-                expected_batch_size=plan.expected_batch_size,
-                delta=delta,
-                epsilon_target=float(self.epsilon),
-                epsilon_spent=spent,
                 not_covered=not_covered,
-                notes=[NOISE_NOTE, PREDICT_NOTE, *notes],
+                notes=[PREDICT_NOTE, *notes],
             )
+            for comp in ledger.components:
+                comp.update(released.get(comp["query"], {}))
         else:
-            delta, sigma, spent = None, 0.0, math.inf
-            config = RunConfig(
-                seed=seed,
-                private=False,
-                epochs=int(self.epochs),
-                batch_size=batch,
-                lr=float(self.learning_rate),
-                steps=plan.steps,
-            )
-            ledger = PrivacyLedger(
-                privacy="none",
-                sampling="shuffle",
-                steps=plan.steps,
-                not_covered=["no differential privacy: the model is trained in the clear"],
-                notes=notes,
-            )
+            ledger = plan.ledger(notes=notes)
 
         engine = get_engine(self.engine) if isinstance(self.engine, str) else self.engine
         job = TrainJob(X, y01, architecture(X.shape[1], hidden), config, weights)
         model = engine.train([job], device=self.device, threads=1)[0]
+        # only what the run may release (PRIVACY.md rule 11)
+        model.stats = public_stats(model.stats, private=private)
         if not np.all(np.isfinite(model.params)):
             raise ParameterError(
                 f"training diverged: the weights are not finite after {plan.steps} steps at "
@@ -506,9 +509,9 @@ class DPMLPClassifier(ClassifierMixin, BaseEstimator):
         layers = model.layers()
         self.coefs_ = [W.T.copy() for W, _ in layers]
         self.intercepts_ = [b.copy() for _, b in layers]
-        self.noise_multiplier_ = float(sigma)
-        self.epsilon_ = float(spent)
-        self.delta_ = delta
+        self.noise_multiplier_ = float(plan.noise_multiplier)
+        self.epsilon_ = float(plan.epsilon_spent) if private else math.inf
+        self.delta_ = plan.delta
         self.privacy_ledger_ = ledger
         self.seed_ = seed
         self.batch_size_ = batch

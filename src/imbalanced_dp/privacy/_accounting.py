@@ -1,9 +1,11 @@
-"""Noise calibration and epsilon accounting, by Opacus's maintained accountants.
+"""Noise calibration and epsilon accounting, by maintained accountants.
 
-Nothing here composes privacy losses: every epsilon comes from Opacus's RDP or PRV accountant
-(PRIVACY.md rule 1). What is ours is the search for the noise multiplier: a bracketed,
-safeguarded secant search on the accountant's own epsilon, which never returns a sigma whose
-epsilon exceeds the target (rule 2) and stops within ``tolerance`` of it.
+Nothing here composes privacy losses by hand: every epsilon of a subsampled Gaussian
+mechanism comes from Opacus's RDP or PRV accountant (PRIVACY.md rule 1). What is ours is the
+search for the noise multiplier: a bracketed, safeguarded secant search on the accountant's
+own epsilon, which never returns a sigma whose epsilon exceeds the target (rule 2) and stops
+within ``tolerance`` of it; and a guard that refuses, before any memory is spent, an
+evaluation the PRV accountant cannot do in bounded memory.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ import math
 import warnings
 from dataclasses import dataclass
 from functools import lru_cache
+from typing import Protocol
 
 from ..exceptions import ParameterError, PrivacyError
 
@@ -24,10 +27,24 @@ DEFAULT_ACCOUNTANT = "prv"
 #: Calibrated epsilon lies in [target - CALIBRATION_TOLERANCE, target].
 CALIBRATION_TOLERANCE = 0.01
 _MAX_SIGMA = 1e5
+_MIN_SIGMA = 1e-3
+#: Most discretisation points the PRV accountant may use (about 160 bytes each at its peak):
+#: beyond this its numerical composition needs gigabytes (tiny sigma, very many steps).
+PRV_MAX_POINTS = 4_000_000
+#: The largest delta the default policy gives (the study's delta).
+DELTA_CAP = 1e-4
 
 
 class PrivacyWarning(UserWarning):
     """A privacy setting is allowed but weaker than recommended."""
+
+
+class AccountingLimit(PrivacyError):
+    """The accountant cannot evaluate this mechanism in bounded memory."""
+
+
+class EpsilonTooLarge(PrivacyError):
+    """A target ε so large that no noise the accountant can vouch for reaches it."""
 
 
 def accountant_version() -> str:
@@ -43,6 +60,68 @@ def check_accountant(name: str) -> str:
     return name
 
 
+# ---------------------------------------------------------------------- keys and caches
+
+
+@dataclass(frozen=True)
+class CalibrationKey:
+    """What a noise calibration depends on: a Poisson-subsampled Gaussian mechanism run for
+    ``steps`` steps at ``sample_rate`` must spend at most ``epsilon`` at ``delta`` by
+    ``accountant``. Every field is public (fixed before any private data is touched)."""
+
+    accountant: str
+    epsilon: float
+    delta: float
+    sample_rate: float
+    steps: int
+
+    def __post_init__(self) -> None:
+        # normalise types so that equal settings give equal (hashable) keys
+        object.__setattr__(self, "epsilon", float(self.epsilon))
+        object.__setattr__(self, "delta", float(self.delta))
+        object.__setattr__(self, "sample_rate", float(self.sample_rate))
+        object.__setattr__(self, "steps", int(self.steps))
+
+
+@dataclass(frozen=True)
+class Calibration:
+    """The calibrated noise multiplier of a key and the epsilon it spends."""
+
+    noise_multiplier: float
+    epsilon_spent: float
+
+
+class CalibrationCache(Protocol):
+    """Where calibrations are kept between runs (a dict-like memory cache, the results
+    store, a file in the user's cache folder)."""
+
+    def get(self, key: CalibrationKey) -> Calibration | None: ...
+
+    def put(self, key: CalibrationKey, value: Calibration) -> None: ...
+
+
+class MemoryCache:
+    """A calibration cache in a plain dict (what batches carry to their workers)."""
+
+    def __init__(self, items: dict | None = None) -> None:
+        self.items: dict[CalibrationKey, Calibration] = dict(items or {})
+
+    def get(self, key: CalibrationKey) -> Calibration | None:
+        return self.items.get(key)
+
+    def put(self, key: CalibrationKey, value: Calibration) -> None:
+        self.items[key] = value
+
+    def __contains__(self, key: object) -> bool:
+        return key in self.items
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+
+# ---------------------------------------------------------------------- epsilon
+
+
 def epsilon_spent(
     *,
     noise_multiplier: float,
@@ -50,13 +129,15 @@ def epsilon_spent(
     steps: int,
     delta: float,
     accountant: str,
-    extra: tuple = (),
 ) -> float:
     """ε of ``steps`` Poisson-subsampled Gaussian steps at ``delta``, by the named accountant.
 
-    ``extra`` adds other Poisson-subsampled Gaussian mechanisms run on the same data, as
-    ``(noise_multiplier, sample_rate, steps)`` triples (e.g. the noisy counts of DPSGD-F);
-    the accountant composes them all.
+    Queries answered on the same Poisson sample (a gradient sum and noisy counts) form one
+    such mechanism with the effective noise multiplier ``(Σ σ_i⁻²)^(−1/2)``
+    (:func:`effective_noise_multiplier`); that is what a run's plan passes here.
+
+    Raises :class:`AccountingLimit` (a :class:`~imbalanced_dp.exceptions.PrivacyError`)
+    when the PRV accountant would need more than :data:`PRV_MAX_POINTS` points.
 
     Examples
     --------
@@ -64,32 +145,120 @@ def epsilon_spent(
     ...                     delta=1e-5, accountant="rdp"), 6)
     7.329111
     """
-    history = ((float(noise_multiplier), float(sample_rate), int(steps)), *_norm(extra))
-    return _epsilon_history(history, float(delta), accountant)
+    return _epsilon(
+        float(noise_multiplier), float(sample_rate), int(steps), float(delta), accountant
+    )
 
 
-def _norm(extra) -> tuple:
-    return tuple((float(s), float(q), int(t)) for s, q, t in extra)
+def effective_noise_multiplier(sigmas) -> float:
+    """σ_eff = (Σ σ_i⁻²)^(−1/2): several Gaussian queries of L2 sensitivity 1 (in units of
+    their own noise scale) answered on one sample are one Gaussian mechanism with this noise
+    multiplier (PRIVACY.md rule 10).
+
+    >>> round(effective_noise_multiplier([2.0, 2.0]), 6)
+    1.414214
+    """
+    inv = sum(1.0 / (float(s) * float(s)) for s in sigmas)
+    if not inv > 0:
+        raise ParameterError(f"need at least one finite noise multiplier; got {list(sigmas)}")
+    return 1.0 / math.sqrt(inv)
+
+
+def prv_points(noise_multiplier: float, sample_rate: float, steps: int, delta: float) -> int:
+    """The number of points Opacus's PRV accountant would discretise this mechanism on (its
+    memory grows with it); computed from its own domain rule without composing anything."""
+    return _prv_points(float(noise_multiplier), float(sample_rate), int(steps), float(delta))
 
 
 @lru_cache(maxsize=4096)
-def _epsilon_history(history: tuple, delta: float, accountant: str) -> float:
+def _prv_points(sigma: float, q: float, steps: int, delta: float) -> int:
+    import numpy as np
+    from opacus.accountants import PRVAccountant
+    from opacus.accountants.analysis.prv import PoissonSubsampledGaussianPRV
+
+    with warnings.catch_warnings(), np.errstate(all="ignore"):
+        warnings.simplefilter("ignore")
+        try:
+            domain = PRVAccountant()._get_domain(
+                prvs=[PoissonSubsampledGaussianPRV(q, sigma)],
+                num_self_compositions=[steps],
+                eps_error=0.01,
+                delta_error=delta / 1000,
+            )
+        except (ValueError, OverflowError, FloatingPointError, ZeroDivisionError):
+            return 2**62
+    size = domain.size
+    return int(size) if math.isfinite(size) else 2**62
+
+
+@lru_cache(maxsize=4096)
+def _epsilon(sigma: float, q: float, steps: int, delta: float, accountant: str) -> float:
     import numpy as np
     from opacus.accountants import create_accountant
 
-    acc = create_accountant(mechanism=check_accountant(accountant))
-    acc.history = list(history)
+    check_accountant(accountant)
+    if accountant == "prv":
+        points = _prv_points(sigma, q, steps, delta)
+        if points > PRV_MAX_POINTS:
+            raise AccountingLimit(
+                f"the prv accountant cannot evaluate noise multiplier {sigma:.3g} at q={q:.4g} "
+                f"over {steps} steps in bounded memory ({points:.3g} points, limit "
+                f"{PRV_MAX_POINTS:.3g})"
+            )
+    acc = create_accountant(mechanism=accountant)
+    acc.history = [(sigma, q, steps)]
     # At q = 1 (one batch per epoch) the PRV accountant takes log(1 - q) = log(0); its
     # epsilon is still finite and valid (checked against dp-accounting's PLD in the tests).
-    with warnings.catch_warnings(), np.errstate(divide="ignore"):
+    with warnings.catch_warnings(), np.errstate(divide="ignore", over="ignore"):
         warnings.filterwarnings("ignore", message="Optimal order is the")
         eps = float(acc.get_epsilon(delta=delta))
     if not math.isfinite(eps):
         raise PrivacyError(
-            f"the {accountant} accountant returned a non-finite epsilon for the mechanisms "
-            f"{list(history)} at delta={delta}"
+            f"the {accountant} accountant returned a non-finite epsilon for noise multiplier "
+            f"{sigma:.4g}, q={q:.4g}, {steps} steps at delta={delta}"
         )
     return eps
+
+
+# ---------------------------------------------------------------------- calibration
+
+
+def calibrate(
+    key: CalibrationKey,
+    *,
+    cache: CalibrationCache | None = None,
+    tolerance: float = CALIBRATION_TOLERANCE,
+) -> Calibration:
+    """The noise multiplier of ``key`` and the ε it spends, from ``cache`` when it holds
+    the key (then stored there if it did not).
+
+    The σ returned satisfies ``key.epsilon - tolerance <= ε(σ) <= key.epsilon`` by the
+    accountant itself. A target the accountant cannot reach (too small for these steps) or
+    cannot evaluate in bounded memory (too large) raises
+    :class:`~imbalanced_dp.exceptions.PrivacyError` at once.
+    """
+    if cache is not None:
+        got = cache.get(key)
+        if got is not None:
+            return got
+    check_accountant(key.accountant)
+    check_epsilon(key.epsilon)
+    if not 0 < key.delta < 1:
+        raise ParameterError(f"delta must be in (0, 1); got {key.delta}")
+    if not 0 < key.sample_rate <= 1:
+        raise ParameterError(f"sample rate must be in (0, 1]; got {key.sample_rate}")
+    if key.steps < 1:
+        raise ParameterError(f"steps must be at least 1; got {key.steps}")
+    sigma = _calibrate(
+        key.epsilon, key.delta, key.sample_rate, key.steps, key.accountant, float(tolerance)
+    )
+    cal = Calibration(
+        noise_multiplier=sigma,
+        epsilon_spent=_epsilon(sigma, key.sample_rate, key.steps, key.delta, key.accountant),
+    )
+    if cache is not None:
+        cache.put(key, cal)
+    return cal
 
 
 def calibrate_noise_multiplier(
@@ -100,15 +269,9 @@ def calibrate_noise_multiplier(
     steps: int,
     accountant: str = DEFAULT_ACCOUNTANT,
     tolerance: float = CALIBRATION_TOLERANCE,
-    extra: tuple = (),
 ) -> float:
-    """The noise multiplier σ whose whole run spends at most ``target_epsilon`` at ``delta``.
-
-    ``extra`` lists other mechanisms composed with the run (see :func:`epsilon_spent`):
-    σ is then chosen so that the composition spends at most the target.
-
-    The returned σ satisfies ``target_epsilon - tolerance <= ε(σ) <= target_epsilon`` by the
-    accountant itself (checked before returning).
+    """The noise multiplier σ whose whole run spends at most ``target_epsilon`` at ``delta``
+    (see :func:`calibrate`; a run's plan calls that with a named key).
 
     Examples
     --------
@@ -119,32 +282,8 @@ def calibrate_noise_multiplier(
     >>> 1.99 <= eps <= 2.0
     True
     """
-    check_accountant(accountant)
-    if not (target_epsilon > 0 and math.isfinite(target_epsilon)):
-        raise ParameterError(f"epsilon must be a positive number; got {target_epsilon}")
-    if not 0 < delta < 1:
-        raise ParameterError(f"delta must be in (0, 1); got {delta}")
-    if not 0 < sample_rate <= 1:
-        raise ParameterError(f"sample rate must be in (0, 1]; got {sample_rate}")
-    if steps < 1:
-        raise ParameterError(f"steps must be at least 1; got {steps}")
-    extra = _norm(extra)
-    if extra:
-        floor = _epsilon_history(extra, float(delta), accountant)
-        if floor >= target_epsilon:
-            raise PrivacyError(
-                f"the other mechanisms alone spend epsilon {floor:.3f} >= the target "
-                f"{target_epsilon}: nothing is left for the gradients"
-            )
-    return _calibrate(
-        float(target_epsilon),
-        float(delta),
-        float(sample_rate),
-        int(steps),
-        accountant,
-        float(tolerance),
-        extra,
-    )
+    key = CalibrationKey(accountant, target_epsilon, delta, sample_rate, steps)
+    return calibrate(key, tolerance=tolerance).noise_multiplier
 
 
 def _gdp_delta(eps: float, mu: float) -> float:
@@ -153,67 +292,110 @@ def _gdp_delta(eps: float, mu: float) -> float:
     return float(norm.cdf(-eps / mu + mu / 2) - math.exp(eps) * norm.cdf(-eps / mu - mu / 2))
 
 
-def _gdp_guess(target: float, delta: float, q: float, steps: int, extra: tuple) -> float:
+def _gdp_guess(target: float, delta: float, q: float, steps: int) -> float:
     """First guess of sigma: the mu-GDP central limit of ``steps`` Poisson-subsampled
     Gaussian steps, ``mu = q sqrt(T (exp(1 / sigma^2) - 1))``, solved for the mu whose
-    (epsilon, delta) curve meets the target, less what the ``extra`` mechanisms take."""
+    (epsilon, delta) curve meets the target."""
     from scipy.optimize import brentq
 
     try:
         if _gdp_delta(target, 1e-6) > delta or _gdp_delta(target, 50.0) < delta:
             return math.nan
         mu = brentq(lambda m: _gdp_delta(target, m) - delta, 1e-6, 50.0, xtol=1e-10)
-        mu2 = mu * mu
-        for s, qq, t in extra:
-            mu2 -= qq * qq * t * math.expm1(1.0 / (s * s))
-        if mu2 <= 0:
-            return math.nan
-        return 1.0 / math.sqrt(math.log1p(mu2 / (q * q * steps)))
+        return 1.0 / math.sqrt(math.log1p(mu * mu / (q * q * steps)))
     except (ValueError, OverflowError, ZeroDivisionError):
         return math.nan
 
 
-@lru_cache(maxsize=1024)
-def _calibrate(
-    target: float,
-    delta: float,
-    q: float,
-    steps: int,
-    accountant: str,
-    tol: float,
-    extra: tuple = (),
-) -> float:
-    def eps(s: float) -> float:
-        return _epsilon_history(((s, q, steps), *extra), delta, accountant)
+def _too_large(target: float, delta: float, q: float, steps: int, accountant: str, why: str):
+    return EpsilonTooLarge(
+        f"epsilon {target:g} is too large to calibrate with the {accountant} accountant for "
+        f"q={q:.4g} and {steps} steps at delta={delta:g} ({why}); such an epsilon protects "
+        "nothing: choose a smaller epsilon, or train without privacy (--non-private)"
+    )
 
-    # Bracket the answer around a first guess from the central limit theorem for composed
-    # subsampled Gaussians (mu-GDP, Bu et al. 2020): usually within a few per cent of the
-    # accountant's answer, so two or three evaluations bracket it. The guess only steers the
-    # search; every epsilon below is the accountant's.
-    guess = _gdp_guess(target, delta, q, steps, extra)
-    if accountant == "rdp":
-        guess *= 1.06  # RDP's conversion is looser: its sigma sits a little higher
+
+@lru_cache(maxsize=1024)
+def _calibrate(target: float, delta: float, q: float, steps: int, accountant: str, tol: float):
+    if accountant == "prv":
+        # Bracket with the RDP accountant first: it is cheap at any sigma and its conversion
+        # is looser, so its sigma is an upper bracket for PRV's. The PRV search then starts
+        # where PRV can evaluate in bounded memory, or refuses at once.
+        # (RDP cannot certify very small targets at all, its orders stop at 63: PRV then
+        # searches alone, at large sigma, where it is cheap.)
+        try:
+            hi0 = _calibrate(target, delta, q, steps, "rdp", tol)
+        except EpsilonTooLarge:
+            raise _too_large(
+                target, delta, q, steps, accountant, "even the RDP bound needs sigma below 0.001"
+            ) from None
+        except PrivacyError:
+            hi0 = None
+        if hi0 is not None and _prv_points(hi0, q, steps, delta) > PRV_MAX_POINTS:
+            raise _too_large(
+                target,
+                delta,
+                q,
+                steps,
+                accountant,
+                "its numerical composition would need gigabytes; --accountant rdp can",
+            )
+        return _search(target, delta, q, steps, accountant, tol, start=hi0)
+    return _search(target, delta, q, steps, accountant, tol, start=None)
+
+
+def _search(target, delta, q, steps, accountant, tol, *, start) -> float:
+    def eps(s: float) -> float:
+        return _epsilon(s, q, steps, delta, accountant)
+
+    if start is not None:
+        g = start
+    else:
+        # First guess from the central limit theorem for composed subsampled Gaussians
+        # (mu-GDP, Bu et al. 2020): usually within a few per cent of the accountant's
+        # answer; RDP's conversion is looser, so its sigma sits a little higher. The guess
+        # only steers the search; every epsilon below is the accountant's.
+        guess = _gdp_guess(target, delta, q, steps) * (1.06 if accountant == "rdp" else 1.0)
+        g = guess if math.isfinite(guess) and guess > 0 else 1.0
+        g = min(max(g, _MIN_SIGMA), _MAX_SIGMA)
     step = 1.04
-    g = guess if math.isfinite(guess) and guess > 0 else 1.0
     e_g = eps(g)
     if e_g <= target:
         hi, e_hi = g, e_g
         if target - e_hi <= tol:
             return hi
         lo = g / step
-        e_lo = eps(lo)
-        while e_lo <= target:
+        while True:
+            if lo < _MIN_SIGMA:
+                raise _too_large(
+                    target,
+                    delta,
+                    q,
+                    steps,
+                    accountant,
+                    f"noise multiplier {_MIN_SIGMA} still spends only {e_hi:.3g}",
+                )
+            try:
+                e_lo = eps(lo)
+            except AccountingLimit:
+                # The accountant cannot look below ``lo``: ``hi`` is the smallest sigma it
+                # can vouch for.
+                raise _too_large(
+                    target,
+                    delta,
+                    q,
+                    steps,
+                    accountant,
+                    f"below noise multiplier {lo:.3g} its numerical composition would need "
+                    f"gigabytes, and {hi:.3g} spends only {e_hi:.3g}",
+                ) from None
+            if e_lo > target:
+                break
             hi, e_hi = lo, e_lo
             if target - e_hi <= tol:
                 return hi
             step *= step
             lo = hi / step
-            if lo < 1e-3:
-                raise PrivacyError(
-                    f"epsilon {target} is too large to calibrate (sigma below 0.001 still "
-                    "spends less); train without privacy instead"
-                )
-            e_lo = eps(lo)
     else:
         lo, e_lo = g, e_g
         hi = g * step
@@ -224,8 +406,8 @@ def _calibrate(
             hi = lo * step
             if hi > _MAX_SIGMA:
                 raise PrivacyError(
-                    f"epsilon {target} at delta {delta} cannot be reached with q={q} and "
-                    f"{steps} steps: the budget is too small"
+                    f"epsilon {target:g} at delta {delta:g} cannot be reached with q={q:.4g} "
+                    f"and {steps} steps: the budget is too small"
                 )
             e_hi = eps(hi)
     # Invariant: e_lo > target >= e_hi and lo < hi. Secant steps on log(eps) against
@@ -245,8 +427,11 @@ def _calibrate(
             x = 0.5 * (a + b)
         x = min(max(x, a + 0.1 * w), b - 0.1 * w)
         s = math.exp(x)
-        e = eps(s)
-        p0, p1 = p1, (x, math.log(e))
+        try:
+            e = eps(s)
+        except AccountingLimit:
+            e = math.inf  # cannot vouch for it: treat as above the target
+        p0, p1 = p1, (x, math.log(e) if math.isfinite(e) else p1[1] + 1.0)
         if e <= target:
             hi, e_hi = s, e
         else:
@@ -256,14 +441,17 @@ def _calibrate(
     return hi
 
 
+# ---------------------------------------------------------------------- public constants
+
+
 @dataclass(frozen=True)
 class SamplingPlan:
     """The public constants of a DP-SGD run, fixed before any private data is touched.
 
     As in Opacus, ``sample_rate`` is ``1 / ceil(n / batch_size)`` and there are
     ``ceil(n / batch_size)`` steps per epoch; the expected batch size, the divisor of the noisy
-    sum, is ``int(n * sample_rate)``. Only ``n``, the number of training rows, enters: it is
-    treated as public, as Opacus does.
+    sum, is ``int(n * sample_rate)``. Only ``n``, the number of training rows, enters, as a
+    public number (PRIVACY.md rule 12): the plan never looks at the rows.
     """
 
     n: int
@@ -308,7 +496,7 @@ def check_training_params(
         raise ParameterError(f"epochs must be at least 1; got {epochs}")
     if lr is not None and not (lr > 0 and math.isfinite(lr)):
         raise ParameterError(f"learning rate must be a positive number; got {lr}")
-    if clip is not None and not clip > 0:
+    if clip is not None and not (clip > 0 and math.isfinite(clip)):
         raise ParameterError(f"clip bound C must be positive; got {clip}")
 
 
@@ -322,19 +510,29 @@ def check_delta(delta: float, n: int) -> None:
     if not 0 < delta < 1:
         raise PrivacyError(f"delta must be in (0, 1); got {delta}")
     if delta >= 1.0 / n:
+        suggestion = default_delta(n)
         raise PrivacyError(
             f"delta {delta:g} is not below 1/n = {1.0 / n:.3g} for n = {n} training rows: "
-            "such a delta allows leaking a whole record; choose delta < 1/n (e.g. 1e-4 or less)"
+            f"such a delta allows leaking a whole record; choose delta < 1/n (e.g. "
+            f"{suggestion:g}, the default for this size)"
         )
     if delta > 1.0 / (10 * n):
         warnings.warn(
             f"delta {delta:g} is above 1/(10 n) = {1.0 / (10 * n):.3g} for n = {n}: "
-            "a smaller delta is recommended",
+            f"a smaller delta is recommended (e.g. {default_delta(n):g})",
             PrivacyWarning,
             stacklevel=2,
         )
 
 
 def default_delta(n: int) -> float:
-    """The largest power of ten not above ``1 / (10 n)``: 1e-4 for n up to 1 000."""
-    return 10.0 ** math.floor(math.log10(1.0 / (10 * n)))
+    """The one δ policy of every command: the study's 1e-4, or the largest power of ten not
+    above ``1 / (10 n)`` when that is smaller (``n``: the rows of the table, a public upper
+    bound of the training rows).
+
+    >>> default_delta(768), default_delta(3000), default_delta(100_000)
+    (0.0001, 1e-05, 1e-06)
+    """
+    if n < 1:
+        raise ParameterError(f"need at least one row to choose delta; got {n}")
+    return min(DELTA_CAP, 10.0 ** math.floor(math.log10(1.0 / (10 * n))))

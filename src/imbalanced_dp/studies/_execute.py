@@ -17,23 +17,31 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ..data import SCALING_NOTE, Dataset, PreparedSplit, prepare_split
-from ..engines import RunConfig, TrainJob, get_engine
+from ..engines import RunConfig, TrainJob, get_engine, public_stats
 from ..exceptions import ImbalancedDPError
 from ..metrics import per_class_report, run_scores
+from ..mitigations import Configured, get_mitigation
 from ..privacy import (
     HYPERPARAMETER_NOTE,
-    NOISE_NOTE,
-    PUBLIC_N_NOTE,
     SPLIT_NOTE,
+    CalibrationCache,
+    CalibrationKey,
+    MemoryCache,
     PrivacyLedger,
-    accountant_version,
-    calibrate_noise_multiplier,
+    TrainingPlan,
+    calibration_key,
     check_delta,
     check_training_params,
-    epsilon_spent,
-    sampling_plan,
+    plan_run,
 )
 from ._runspec import RunSpec
+
+#: not_covered entry of a private run: what its outputs say about the training split.
+TRAIN_COUNTS_NOTE = (
+    "the class counts of the training split ({n0} / {n1}) and the minority share they give "
+    "({share:.4f}) are reported in the clear with the results (minority_fraction in "
+    "results.csv, the store, the run's output): epsilon does not protect them"
+)
 
 
 def versions() -> dict:
@@ -85,26 +93,13 @@ class Batch:
     """Runs that share a dataset, an architecture and an engine, trained together.
 
     The dataset travels with the batch, so a worker on another machine (a Ray cluster)
-    needs no access to the user's files."""
+    needs no access to the user's files; so do the noise calibrations the driver made."""
 
     runs: list[tuple[str, RunSpec]]  # (run_id, spec)
     dataset: Dataset | None = None
-    sigmas: dict = field(default_factory=dict)  # calibration key -> sigma
-    spent: dict = field(default_factory=dict)  # calibration key -> epsilon spent
+    calibrations: dict = field(default_factory=dict)  # CalibrationKey -> Calibration
     threads: int = 1
     batch_id: str = ""
-
-
-def own_calibration(spec: RunSpec) -> bool:
-    """Whether a run's mitigation calibrates its own noise (the plain σ is then unused)."""
-    params = dict(spec.mitigation_params)
-    if spec.mitigation == "class_weighted":
-        return not ("weights" in params or "prior" in params)
-    return spec.mitigation in ("dpsgd_f", "global_adapt")
-
-
-def calibration_key(spec: RunSpec, q: float, steps: int) -> tuple:
-    return (spec.accountant, float(spec.epsilon or 0.0), float(spec.delta), float(q), int(steps))
 
 
 @dataclass
@@ -112,20 +107,31 @@ class PreparedRun:
     run_id: str
     spec: RunSpec
     split: PreparedSplit
+    plan: TrainingPlan
     config: RunConfig
     weights: np.ndarray | None
     ledger: PrivacyLedger
     threshold: float | str | None = None  # None: argmax; a number; "heldout"
 
 
+@dataclass(frozen=True)
+class RunCheck:
+    """A run checked against its data: its split, its validated mitigation parameters and
+    the noise calibration its plan needs (``None`` without privacy)."""
+
+    split: PreparedSplit
+    params: dict
+    key: CalibrationKey | None
+
+
 _SPLIT_CACHE: dict = {}
 
 
-def get_split(spec: RunSpec, dataset: Dataset | None = None) -> PreparedSplit:
+def get_split(spec: RunSpec, dataset: Dataset | None = None, holdout: float = 0.0):
     """The (cached) prepared split of a run: it depends on the data, the seed, the test
-    fraction and the imbalance settings only, never on the privacy level."""
+    fraction, the imbalance settings and the held-out share only, never on the privacy
+    level."""
     ds = dataset if dataset is not None else spec.dataset.load(spec.test_fraction)
-    holdout = heldout_share(spec)
     key = (
         ds.fingerprint,
         spec.seed,
@@ -148,115 +154,94 @@ def get_split(spec: RunSpec, dataset: Dataset | None = None) -> PreparedSplit:
     return _SPLIT_CACHE[key]
 
 
-def heldout_share(spec: RunSpec) -> float:
-    """Share of the training split held out to choose a decision threshold (0 if none)."""
-    params = dict(spec.mitigation_params)
-    if spec.mitigation == "threshold" and "value" not in params:
-        return float(params.get("holdout", 0.2))
-    if params.get("threshold") == "heldout":
-        return float(params.get("holdout", 0.2))
-    return 0.0
-
-
-def plan_run(spec: RunSpec, dataset: Dataset | None = None):
-    """Validate a run against its data and return its split and sampling plan.
+def check_run(spec: RunSpec, dataset: Dataset | None = None) -> RunCheck:
+    """Validate a run against its data before anything is trained: the mitigation and its
+    parameters, the split, the training settings, δ; and name the calibration it needs.
 
     Raises :class:`~imbalanced_dp.exceptions.ImbalancedDPError` on a bad setting (δ ≥ 1/n,
     a batch larger than the training split...)."""
-    from ..mitigations import check_mitigation
-
-    check_mitigation(spec)
-    split = get_split(spec, dataset)
-    n = split.n_train
     r = spec.resolve()
+    mit = get_mitigation(r.mitigation)
+    params = mit.validate(dict(r.mitigation_params), private=r.private)
+    split = get_split(r, dataset, mit.holdout(params))
+    n = split.n_train
     check_training_params(n=n, batch_size=r.batch_size, epochs=r.epochs, lr=r.lr, clip=r.clip)
-    plan = sampling_plan(n=n, batch_size=r.batch_size, epochs=r.epochs)
-    if spec.private:
-        check_delta(spec.delta, n)
-    return split, plan
+    key = None
+    if r.private:
+        check_delta(r.delta, n)
+        key = calibration_key(
+            n=n,
+            batch_size=r.batch_size,
+            epochs=r.epochs,
+            epsilon=r.epsilon,
+            delta=r.delta,
+            accountant=r.accountant,
+            queries=mit.queries(params),
+        )
+    return RunCheck(split=split, params=params, key=key)
+
+
+def make_plan(
+    spec: RunSpec, check: RunCheck, calibrations: CalibrationCache | None = None
+) -> TrainingPlan:
+    """The privacy plan of a checked run (calibrating through ``calibrations``)."""
+    r = spec.resolve()
+    mit = get_mitigation(r.mitigation)
+    return plan_run(
+        n=check.split.n_train,
+        batch_size=r.batch_size,
+        epochs=r.epochs,
+        epsilon=r.epsilon,
+        delta=r.delta if r.private else None,
+        accountant=r.accountant,
+        queries=mit.queries(check.params) if r.private else (),
+        reproducible=r.reproducible,
+        seed=r.seed,
+        setting=r.noise_setting(),
+        calibrations=calibrations,
+    )
 
 
 def prepare_run(
     run_id: str,
     spec: RunSpec,
-    sigmas: dict,
+    calibrations: CalibrationCache | None = None,
     dataset: Dataset | None = None,
-    spent: dict | None = None,
 ) -> PreparedRun:
-    from ..mitigations import apply_mitigation
-
+    """Check a run, make its plan, let its mitigation configure it, write its ledger."""
     r = spec.resolve()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # the driver already warned about delta
-        split, plan = plan_run(r, dataset)
+        chk = check_run(r, dataset)
+        plan = make_plan(r, chk, calibrations)
+    split = chk.split
+    mit = get_mitigation(r.mitigation)
+    conf = (
+        mit.configure(chk.params, plan=plan, y=split.y_train, clip=r.clip)
+        if r.private
+        else Configured()
+    )
+    config = RunConfig.from_plan(
+        plan,
+        seed=r.seed,
+        lr=float(r.lr),
+        clip=r.clip,
+        clip_rule=conf.clip_rule,
+        aux=conf.aux,
+        aux_query=conf.aux_query,
+    )
     not_covered = [SCALING_NOTE, HYPERPARAMETER_NOTE]
     if r.private:
-        key = calibration_key(r, plan.sample_rate, plan.steps)
-        sigma = sigmas.get(key)
-        if sigma is None and not own_calibration(r):
-            sigma = calibrate_noise_multiplier(
-                target_epsilon=r.epsilon,
-                delta=r.delta,
-                sample_rate=plan.sample_rate,
-                steps=plan.steps,
-                accountant=r.accountant,
-            )
-        # a mitigation that calibrates its own noise fills sigma and epsilon in below
-        sigma = math.nan if sigma is None else sigma
-        ledger = PrivacyLedger(
-            privacy="dp",
-            sampling="poisson",
-            steps=plan.steps,
-            clip=r.clip,
-            accountant=r.accountant,
-            accountant_version=accountant_version(),
-            noise_multiplier=float(sigma),
-            sample_rate=plan.sample_rate,
-            expected_batch_size=plan.expected_batch_size,
-            delta=r.delta,
-            epsilon_target=r.epsilon,
-            epsilon_spent=math.nan
-            if math.isnan(sigma)
-            else (spent or {}).get(key)
-            or epsilon_spent(
-                noise_multiplier=sigma,
-                sample_rate=plan.sample_rate,
-                steps=plan.steps,
-                delta=r.delta,
-                accountant=r.accountant,
-            ),
-            not_covered=[*not_covered, PUBLIC_N_NOTE],
-            notes=[NOISE_NOTE, SPLIT_NOTE],
-        )
-        config = RunConfig(
-            seed=r.seed,
-            private=True,
-            epochs=r.epochs,
-            batch_size=r.batch_size,
-            lr=float(r.lr),
-            steps=plan.steps,
-            clip=r.clip,
-            noise_multiplier=float(sigma),
-            sample_rate=plan.sample_rate,
-            expected_batch_size=plan.expected_batch_size,
-        )
-    else:
-        ledger = PrivacyLedger(
-            privacy="none",
-            sampling="shuffle",
-            steps=plan.steps,
-            not_covered=["no differential privacy: the model is trained in the clear"],
-        )
-        config = RunConfig(
-            seed=r.seed,
-            private=False,
-            epochs=r.epochs,
-            batch_size=r.batch_size,
-            lr=float(r.lr),
-            steps=plan.steps,
-        )
-    prepared = PreparedRun(run_id, r, split, config, None, ledger)
-    return apply_mitigation(prepared, sigmas)
+        n0, n1 = split.train_class_counts
+        not_covered.append(TRAIN_COUNTS_NOTE.format(n0=n0, n1=n1, share=split.minority_fraction))
+    ledger = plan.ledger(
+        clip=r.clip if r.private else None,
+        not_covered=not_covered,
+        notes=[SPLIT_NOTE, *conf.notes] if r.private else [],
+    )
+    for comp in ledger.components:
+        comp.update(conf.released.get(comp["query"], {}))
+    return PreparedRun(run_id, r, split, plan, config, conf.weights, ledger, conf.threshold)
 
 
 def choose_threshold(p_positive: np.ndarray, y: np.ndarray) -> float:
@@ -291,8 +276,10 @@ def evaluate(prepared: PreparedRun, model) -> RunResult:
             prepared.ledger.notes.append(
                 f"decision threshold {t:g} given as public information (not fitted on data)"
             )
-        model.stats["threshold"] = t
         y_pred = (proba[:, 1] >= t).astype(np.int64)
+    stats = public_stats(model.stats, private=prepared.config.private)
+    if prepared.threshold is not None:
+        stats["threshold"] = t
     rep = per_class_report(split.y_test, y_pred)
     rows = [
         {"class": idx, **{c: (int(v) if c == "sup" else float(v)) for c, v in row.items()}}
@@ -321,7 +308,7 @@ def evaluate(prepared: PreparedRun, model) -> RunResult:
             "test_count_1": t1,
             "minority_fraction": split.minority_fraction,
         },
-        stats=model.stats,
+        stats=stats,
         seconds=model.seconds,
     )
 
@@ -337,11 +324,9 @@ def execute_batch(batch: Batch) -> list[RunResult]:
     """Train and evaluate a batch; failures come back as ``failed`` results with the error,
     never as exceptions, so that a sweep goes on."""
     ver = versions()
+    cache = MemoryCache(batch.calibrations)
     try:
-        prepared = [
-            prepare_run(rid, spec, batch.sigmas, batch.dataset, batch.spent)
-            for rid, spec in batch.runs
-        ]
+        prepared = [prepare_run(rid, spec, cache, batch.dataset) for rid, spec in batch.runs]
     except Exception as exc:
         user = isinstance(exc, ImbalancedDPError)
         return [_failure(rid, s, exc, trace=not user) for rid, s in batch.runs]
@@ -392,8 +377,8 @@ def run_single(spec: RunSpec, *, threads: int = 1) -> RunResult:
     True
     """
     ds = spec.dataset.load(spec.test_fraction)
-    plan_run(spec)
-    prepared = prepare_run(spec.run_id(ds.fingerprint), spec, {})
+    check_run(spec, ds)
+    prepared = prepare_run(spec.run_id(ds.fingerprint), spec, None, ds)
     res = train_prepared([prepared], threads=threads)[0]
     res.versions = versions()
     return res

@@ -18,18 +18,18 @@ from dataclasses import dataclass, field
 
 from ..exceptions import ParameterError
 from ..privacy import (
+    Calibration,
+    CalibrationKey,
+    MemoryCache,
     PrivacyWarning,
     accountant_version,
-    calibrate_noise_multiplier,
-    epsilon_spent,
 )
 from ._execute import (
     Batch,
     RunResult,
-    calibration_key,
+    check_run,
     execute_batch,
-    own_calibration,
-    plan_run,
+    make_plan,
 )
 from ._runspec import RunSpec
 from ._store import ResultsStore
@@ -151,7 +151,7 @@ def validate_runs(specs: Sequence[RunSpec]) -> list[tuple[str, RunSpec]]:
         ds = r.dataset.load(r.test_fraction)
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always", PrivacyWarning)
-            plan_run(r, ds)
+            check_run(r, ds)
         for w in caught:
             msg = str(w.message)
             if msg not in seen_warnings:
@@ -167,49 +167,33 @@ def validate_runs(specs: Sequence[RunSpec]) -> list[tuple[str, RunSpec]]:
     return out
 
 
-def _calibrate_one(key: tuple) -> tuple[tuple, float, float]:
-    acc, eps, delta, q, steps, *rest = key
-    extra = rest[0] if rest else ()
-    sigma = calibrate_noise_multiplier(
-        target_epsilon=eps, delta=delta, sample_rate=q, steps=steps, accountant=acc, extra=extra
-    )
-    spent = epsilon_spent(
-        noise_multiplier=sigma,
-        sample_rate=q,
-        steps=steps,
-        delta=delta,
-        accountant=acc,
-        extra=extra,
-    )
-    return key, sigma, spent
+class StoreCalibrations:
+    """The calibration cache of a sweep: the store's table (for this accountant version) in
+    front of the memory of this process."""
+
+    def __init__(self, store: ResultsStore) -> None:
+        self.store = store
+        self.version = accountant_version()
+        self.memory = MemoryCache()
+
+    def get(self, key: CalibrationKey) -> Calibration | None:
+        got = self.memory.get(key)
+        if got is None:
+            got = self.store.get_calibration(key, self.version)
+            if got is not None:
+                self.memory.put(key, got)
+        return got
+
+    def put(self, key: CalibrationKey, value: Calibration) -> None:
+        self.memory.put(key, value)
+        self.store.put_calibration(key, value, self.version)
 
 
-def calibration_keys(runs: Sequence[tuple[str, RunSpec]], sigmas: dict | None = None) -> set:
-    """Noise calibrations the runs need; keys that depend on another σ appear once it is in
-    ``sigmas`` (call again until nothing new appears)."""
-    from ..mitigations import calibration_keys_for
-
-    keys = set()
-    for _, spec in runs:
-        if spec.private:
-            _, plan = plan_run(spec)
-            if not own_calibration(spec):
-                keys.add(calibration_key(spec, plan.sample_rate, plan.steps))
-            keys.update(calibration_keys_for(spec, plan, sigmas))
-    return keys
-
-
-def run_keys(spec: RunSpec, sigmas: dict) -> set:
-    """The calibrations one run needs, as far as ``sigmas`` lets us know them."""
-    from ..mitigations import calibration_keys_for
-
-    if not spec.private:
-        return set()
-    _, plan = plan_run(spec)
-    keys = set(calibration_keys_for(spec, plan, sigmas))
-    if not own_calibration(spec):
-        keys.add(calibration_key(spec, plan.sample_rate, plan.steps))
-    return keys
+def run_key(spec: RunSpec) -> CalibrationKey | None:
+    """The noise calibration a run's plan needs (``None`` without privacy)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return check_run(spec).key
 
 
 def make_batches(
@@ -442,47 +426,30 @@ def run_runs(
     interrupted = False
     try:
         # Noise calibrations: those in the store are reused. Runs whose noise is known (the
-        # non-private ones at least) start at once; meanwhile this process calibrates the
-        # rest, once per setting, and their batches follow.
-        version = accountant_version()
-        sigmas: dict = {}
-        spent_by_key: dict = {}
-
-        def from_store() -> list:
-            missing = []
-            while True:
-                new = sorted(calibration_keys(pending, sigmas) - set(sigmas), key=repr)
-                found = False
-                for key in new:
-                    got = store.get_calibration(key, version, with_epsilon=True)
-                    if got is None:
-                        missing.append(key)
-                    else:
-                        sigmas[key], spent_by_key[key] = got
-                        found = True
-                if not found:
-                    return missing
-
-        from_store()
-        ready = [(rid, s) for rid, s in pending if run_keys(s, sigmas) <= set(sigmas)]
+        # non-private ones at least) start at once; meanwhile this process makes the plans
+        # of the others, which calibrates each missing setting once, and their batches
+        # follow.
+        cache = StoreCalibrations(store)
+        keys = {rid: run_key(s) for rid, s in pending}
+        known = {k for k in set(keys.values()) - {None} if cache.get(k) is not None}
+        ready = [(rid, s) for rid, s in pending if keys[rid] is None or keys[rid] in known]
         ready_ids = {rid for rid, _ in ready}
         waiting = [(rid, s) for rid, s in pending if rid not in ready_ids]
         batches = make_batches(ready, workers=workers, max_batch=max_batch)
         for b in batches:
-            b.sigmas, b.spent = dict(sigmas), dict(spent_by_key)
+            b.calibrations = dict(cache.memory.items)
 
         def calibrate_rest() -> list[Batch]:
-            while True:
-                missing = from_store()
-                if not missing:
-                    break
-                for key in missing:
-                    key, sigma, spent = _calibrate_one(key)
-                    store.put_calibration(key, sigma, spent, version)
-                    sigmas[key], spent_by_key[key] = sigma, spent
+            first: dict[CalibrationKey, RunSpec] = {}
+            for rid, s in waiting:
+                first.setdefault(keys[rid], s)
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")  # validate_runs already warned
+                for spec in first.values():
+                    make_plan(spec, check_run(spec), cache)  # calibrates into the cache
             rest = make_batches(waiting, workers=workers, max_batch=max_batch)
             for b in rest:
-                b.sigmas, b.spent = dict(sigmas), dict(spent_by_key)
+                b.calibrations = dict(cache.memory.items)
             return rest
 
         progress = Progress(len(pending), quiet=quiet, stream=progress_stream)

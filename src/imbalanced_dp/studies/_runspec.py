@@ -11,10 +11,12 @@ from functools import lru_cache
 from ..data import Dataset, load_csv, load_dataset
 from ..exceptions import ParameterError
 from ..models import architecture, hidden_for, lr_for
-from ..privacy import check_accountant, check_epsilon
+from ..privacy import check_accountant, check_epsilon, default_delta
 
 #: Bumped whenever a change of the code changes results for the same spec; part of run_id.
-RESULTS_VERSION = 1
+#: 2: noise keys (secret by default, research mode from the seed and the whole setting),
+#: per-step counts accounted with the gradients as one mechanism, 52-bit open uniforms.
+RESULTS_VERSION = 2
 
 
 @dataclass(frozen=True)
@@ -62,13 +64,18 @@ def _load(ref: DatasetRef, test_fraction: float) -> Dataset:
 @dataclass(frozen=True)
 class RunSpec:
     """One run of a study. ``epsilon`` is ``None`` for a non-private run; ``lr`` and
-    ``layers`` (hidden sizes) default to the dataset's preset; ``minority_fraction`` is
-    ``None`` for the natural class balance."""
+    ``layers`` (hidden sizes) default to the dataset's preset; ``delta`` to the one δ policy
+    (:func:`~imbalanced_dp.privacy.default_delta` of the table's rows: 1e-4 for the bundled
+    datasets); ``minority_fraction`` is ``None`` for the natural class balance.
+
+    ``reproducible`` is research mode: sampling and noise derive from the seed and the
+    run's whole setting, so the run is reproducible bit for bit (studies and ``reproduce``
+    use it); otherwise they come from a secret key drawn when training starts."""
 
     dataset: DatasetRef
     seed: int
     epsilon: float | None
-    delta: float = 1e-4
+    delta: float | None = None
     epochs: int = 500
     batch_size: int = 64
     lr: float | None = None
@@ -81,12 +88,13 @@ class RunSpec:
     imbalance_method: str = "subsample_minority"
     mitigation: str = "none"
     mitigation_params: tuple[tuple[str, object], ...] = field(default_factory=tuple)
+    reproducible: bool = False
 
     def __post_init__(self) -> None:
         if self.epsilon is not None:
             check_epsilon(self.epsilon)
         check_accountant(self.accountant)
-        if not 0 < self.delta < 1:
+        if self.delta is not None and not 0 < self.delta < 1:
             raise ParameterError(f"delta must be in (0, 1); got {self.delta}")
         if self.epochs < 1:
             raise ParameterError(f"epochs must be at least 1; got {self.epochs}")
@@ -110,13 +118,27 @@ class RunSpec:
         return "dp" if self.private else "none"
 
     def resolve(self) -> RunSpec:
-        """Fill the preset learning rate and layers of the dataset."""
+        """Fill the preset learning rate and layers of the dataset, and δ by the policy."""
         name = self.dataset.name or ""
+        delta = self.delta
+        if delta is None:
+            delta = default_delta(self.dataset.load(self.test_fraction).n_rows)
         return replace(
             self,
             lr=self.lr if self.lr is not None else lr_for(name),
             layers=tuple(self.layers) if self.layers is not None else hidden_for(name),
+            delta=float(delta),
         )
+
+    def noise_setting(self) -> dict:
+        """What identifies this run besides its seed, for its research-mode noise key: the
+        resolved spec without the engine (which does not change the mechanism) and the
+        table's path (its content is the data, not the setting)."""
+        d = self.resolve().to_dict()
+        d.pop("engine", None)
+        d.pop("seed", None)
+        d["dataset"] = {k: v for k, v in d["dataset"].items() if k != "csv"}
+        return d
 
     def arch(self, n_features: int):
         return architecture(n_features, self.resolve().layers or ())
@@ -141,13 +163,15 @@ class RunSpec:
         """Stable hash of the resolved spec, the data's content and the results version.
 
         What does not change the result is left out: a CSV's path (its content is in the
-        fingerprint) and a non-private run's delta and accountant."""
+        fingerprint) and a non-private run's delta, accountant, clip and noise mode (it has
+        no noise; its shuffling always follows the seed)."""
         d = self.resolve().to_dict()
         d["dataset"] = {k: v for k, v in d["dataset"].items() if k != "csv"}
         if not self.private:
             d["delta"] = None
             d["accountant"] = None
             d["clip"] = None
+            d["reproducible"] = None
         payload = json.dumps(
             {"spec": d, "data": fingerprint, "v": RESULTS_VERSION}, sort_keys=True, default=str
         )

@@ -7,7 +7,8 @@ with the training settings shared by all its runs::
     datasets = ["pima", {csv = "data.csv", target = "outcome", positive = "yes"}]
     minority_fractions = ["natural", 0.2, 0.1, 0.05]
     privacy = ["none", 8, 4, 2, 1]          # "none" or target epsilons
-    delta = 1e-4
+    delta = "auto"                          # 1e-4, or smaller for tables above 1 000 rows
+    reproducible = true                     # research mode: noise from the seed (see below)
     seeds = 10                              # seeds 0..9, or an explicit list [0, 3, 7]
     epochs = 500
     batch_size = 64
@@ -22,6 +23,12 @@ with the training settings shared by all its runs::
     attacks = []                            # "loss", "lira": membership inference
 
 A CSV path in a spec file is relative to the file's folder.
+
+``reproducible = true`` (the default of a study) is research mode: sampling and noise derive
+from each run's seed and whole setting, so the study is reproducible bit for bit and its
+runs at different settings have independent noise; every ledger then says that the
+guarantee assumes the seeds stay secret. ``reproducible = false`` draws a secret key for
+every run instead (PRIVACY.md rule 9).
 """
 
 from __future__ import annotations
@@ -43,6 +50,7 @@ KEYS = (
     "minority_fractions",
     "privacy",
     "delta",
+    "reproducible",
     "seeds",
     "epochs",
     "batch_size",
@@ -78,7 +86,8 @@ class StudySpec:
     datasets: list[DatasetRef] = field(default_factory=list)
     minority_fractions: list[float | None] = field(default_factory=lambda: [None])
     privacy: list[float | None] = field(default_factory=lambda: [None, 8.0, 4.0, 2.0, 1.0])
-    delta: float = 1e-4
+    delta: float | None = None
+    reproducible: bool = True
     seeds: list[int] = field(default_factory=lambda: list(range(10)))
     epochs: int = 500
     batch_size: int = 64
@@ -122,6 +131,7 @@ class StudySpec:
                                     imbalance_method=self.imbalance_method,
                                     mitigation=mit,
                                     mitigation_params=tuple(sorted(params.items())),
+                                    reproducible=self.reproducible,
                                 )
                             )
         return runs
@@ -131,6 +141,7 @@ class StudySpec:
         d["datasets"] = [ds.to_dict() for ds in self.datasets]
         d["minority_fractions"] = ["natural" if f is None else f for f in self.minority_fractions]
         d["privacy"] = ["none" if e is None else e for e in self.privacy]
+        d["delta"] = "auto" if self.delta is None else self.delta
         d["lr"] = "preset" if self.lr is None else self.lr
         d["layers"] = "preset" if self.layers is None else list(self.layers)
         return d
@@ -226,7 +237,13 @@ def spec_from_dict(d: dict, *, base: Path | None = None, name: str = "study") ->
             out_p.append(None if v == "none" else _pos_number("privacy", v))
         spec.privacy = out_p
     if "delta" in d:
-        spec.delta = _pos_number("delta", d["delta"], upper=1.0)
+        v = d["delta"]
+        spec.delta = None if v == "auto" else _pos_number("delta", v, upper=1.0)
+    if "reproducible" in d:
+        v = d["reproducible"]
+        if not isinstance(v, bool):
+            raise _err("reproducible", "true (research mode) or false (secret noise)", v)
+        spec.reproducible = v
     if "seeds" in d:
         s = d["seeds"]
         if isinstance(s, int) and not isinstance(s, bool):

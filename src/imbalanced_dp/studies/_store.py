@@ -19,6 +19,7 @@ import pandas as pd
 
 from ..exceptions import StoreError
 from ..metrics import METRICS
+from ..privacy import Calibration, CalibrationKey
 from ._execute import RunResult
 
 SCHEMA_VERSION = 1
@@ -322,14 +323,12 @@ class ResultsStore:
     # ------------------------------------------------------------------ calibrations
 
     @staticmethod
-    def _cal_key(key: tuple) -> tuple:
-        acc, eps, delta, q, steps, *rest = key
-        extra = json.dumps([list(map(float, e)) for e in rest[0]]) if rest else ""
-        return (acc, float(eps), float(delta), float(q), int(steps), extra)
+    def _cal_key(key: CalibrationKey) -> tuple:
+        return (key.accountant, key.epsilon, key.delta, key.sample_rate, key.steps, "")
 
-    def get_calibration(self, key: tuple, version: str, *, with_epsilon: bool = False):
-        """A stored noise calibration σ (and the ε it spends, ``with_epsilon``): ``key`` is
-        (accountant, ε, δ, q, steps[, extra mechanisms])."""
+    def get_calibration(self, key: CalibrationKey, version: str) -> Calibration | None:
+        """A stored noise calibration made by accountant ``version`` (see
+        :class:`~imbalanced_dp.privacy.CalibrationKey`)."""
         row = self._con.execute(
             "SELECT sigma, epsilon_spent FROM calibrations WHERE accountant=? AND epsilon=? "
             "AND delta=? AND sample_rate=? AND steps=? AND extra=? AND accountant_version=?",
@@ -337,13 +336,13 @@ class ResultsStore:
         ).fetchone()
         if row is None:
             return None
-        return (float(row[0]), float(row[1])) if with_epsilon else float(row[0])
+        return Calibration(noise_multiplier=float(row[0]), epsilon_spent=float(row[1]))
 
-    def put_calibration(self, key: tuple, sigma: float, eps_spent: float, version: str) -> None:
+    def put_calibration(self, key: CalibrationKey, value: Calibration, version: str) -> None:
         with self._transaction():
             self._con.execute(
                 "INSERT OR REPLACE INTO calibrations VALUES (?,?,?,?,?,?,?,?,?)",
-                (*self._cal_key(key), sigma, eps_spent, version),
+                (*self._cal_key(key), value.noise_multiplier, value.epsilon_spent, version),
             )
 
     # ------------------------------------------------------------------ reading
