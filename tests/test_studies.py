@@ -234,13 +234,43 @@ def _consistent(path: Path) -> tuple[int, int]:
     return done, n_runs
 
 
-def test_sigkill_mid_sweep_then_resume(tmp_path):
+def _children(pid: int) -> set[int]:
+    """Every descendant process of ``pid`` (from /proc)."""
+    out: set[int] = set()
+    todo = [pid]
+    while todo:
+        p = todo.pop()
+        for task in Path(f"/proc/{p}/task").glob("*"):
+            try:
+                kids = (task / "children").read_text().split()
+            except OSError:
+                continue
+            for k in map(int, kids):
+                if k not in out:
+                    out.add(k)
+                    todo.append(k)
+    return out
+
+
+def _alive(pid: int) -> bool:
+    """Running (a zombie waiting for init to reap it is dead)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return stat.rsplit(")", 1)[1].split()[0] != "Z"
+
+
+def _paused_sweep(tmp_path: Path, *, after: int, new_session: bool = True):
+    """A study run (2 workers) that pauses, with its workers alive, once ``after`` runs are
+    stored: the driver writes a file and waits for a signal (a test hook; no clock race)."""
     spec = tmp_path / "s.toml"
     spec.write_text(
-        'datasets = ["pima"]\nprivacy = ["none", 8, 2, 1]\nseeds = 12\nepochs = 150\n'
+        'datasets = ["pima"]\nprivacy = ["none", 8, 2, 1]\nseeds = 12\nepochs = 30\n'
         'accountant = "rdp"\n'
     )
     store = tmp_path / "store.sqlite"
+    marker = tmp_path / "paused"
     cmd = [
         sys.executable,
         "-m",
@@ -255,77 +285,115 @@ def test_sigkill_mid_sweep_then_resume(tmp_path):
         "--max-batch",
         "2",
         "--no-report",
-        "--quiet",
     ]
-    proc = subprocess.Popen(
-        cmd, start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    env = dict(
+        os.environ,
+        IMBALANCED_DP_TEST_PAUSE_AFTER=str(after),
+        IMBALANCED_DP_TEST_PAUSE_FILE=str(marker),
     )
-    deadline = time.time() + 180
-    done = 0
-    while time.time() < deadline and proc.poll() is None:
-        if store.exists():
-            try:
-                con = sqlite3.connect(store, timeout=1)
-                done = con.execute("SELECT COUNT(*) FROM runs WHERE status='done'").fetchone()[0]
-                con.close()
-            except sqlite3.OperationalError:
-                done = 0
-            if 4 <= done <= 30:
-                break
+    proc = subprocess.Popen(
+        cmd,
+        env=env,
+        start_new_session=new_session,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    deadline = time.monotonic() + 600  # a generous bound: only a hang reaches it
+    while not marker.exists():
+        assert proc.poll() is None, proc.communicate()
+        assert time.monotonic() < deadline, "the sweep never paused"
         time.sleep(0.05)
-    assert proc.poll() is None, "the sweep finished before it could be killed"
-    os.killpg(proc.pid, signal.SIGKILL)  # the driver and its workers, at once
-    proc.wait()
+    return proc, cmd, store
+
+
+def _all_gone(pids: set[int], within: float = 10.0) -> set[int]:
+    end = time.monotonic() + within
+    alive = {p for p in pids if _alive(p)}
+    while alive and time.monotonic() < end:
+        time.sleep(0.1)
+        alive = {p for p in alive if _alive(p)}
+    return alive
+
+
+@pytest.mark.slow
+def test_sigkill_of_the_driver_leaves_no_worker_then_resume(tmp_path):
+    proc, cmd, store = _paused_sweep(tmp_path, after=4)
+    workers = _children(proc.pid)
+    assert len(workers) >= 2  # two pool workers (and multiprocessing's resource tracker)
+    os.kill(proc.pid, signal.SIGKILL)  # the driver only, as a user or the OOM killer does
+    proc.communicate()
+    assert _all_gone(workers) == set(), "workers outlived their driver"
     done_killed, _ = _consistent(store)
-    assert 0 < done_killed < 48
-    res = subprocess.run(cmd[:-1], capture_output=True, text=True, timeout=300)
+    assert 4 <= done_killed < 48
+    res = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
     assert res.returncode == 0, res.stderr
     assert f"{48 - done_killed} runs trained, {done_killed} already stored" in res.stdout
     done_final, n_runs = _consistent(store)
     assert done_final == n_runs == 48
 
 
-def test_ctrl_c_stores_what_finished_and_says_how_to_resume(tmp_path):
-    spec = tmp_path / "s.toml"
-    spec.write_text(
-        'datasets = ["pima"]\nprivacy = ["none", 2]\nseeds = 20\nepochs = 200\naccountant = "rdp"\n'
-    )
-    store = tmp_path / "store.sqlite"
-    cmd = [
-        sys.executable,
-        "-m",
-        "imbalanced_dp",
-        "study",
-        "run",
-        str(spec),
-        "--store",
-        str(store),
-        "--workers",
-        "2",
-        "--max-batch",
-        "2",
-        "--no-report",
-    ]
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    deadline = time.time() + 180
-    while time.time() < deadline and proc.poll() is None:
-        if store.exists():
-            try:
-                con = sqlite3.connect(store, timeout=1)
-                n = con.execute("SELECT COUNT(*) FROM runs WHERE status='done'").fetchone()[0]
-                con.close()
-            except sqlite3.OperationalError:
-                n = 0
-            if n >= 2:
-                break
-        time.sleep(0.05)
-    proc.send_signal(signal.SIGINT)
-    _, err = proc.communicate(timeout=60)
-    assert proc.returncode == 130, err
-    assert "resume with:" in err and "study run" in err
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    ("sig", "code", "word"),
+    [(signal.SIGTERM, 143, "terminated"), (signal.SIGINT, 130, "interrupted")],
+)
+def test_sigterm_and_ctrl_c_store_what_finished_and_stop_the_workers(tmp_path, sig, code, word):
+    proc, _, store = _paused_sweep(tmp_path, after=2)
+    workers = _children(proc.pid)
+    assert len(workers) >= 2
+    if sig == signal.SIGINT:
+        os.killpg(proc.pid, sig)  # Ctrl-C reaches the whole process group
+    else:
+        proc.send_signal(sig)  # `kill PID`, `timeout`, a job scheduler
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == code, err
+    assert "resume with:" in err and "study run" in err and word in err
     assert "Traceback" not in err
+    assert _all_gone(workers) == set()
     done, _ = _consistent(store)
     assert done >= 2
+
+
+@pytest.mark.slow
+def test_ctrl_c_during_start_up_prints_no_worker_traceback(tmp_path):
+    """A Ctrl-C while the workers are still importing reaches them too (the process group);
+    they start with it blocked and then ignore it, so no traceback reaches the terminal."""
+    spec = tmp_path / "s.toml"
+    spec.write_text('datasets = ["pima"]\nprivacy = ["none"]\nseeds = 8\nepochs = 400\n')
+    store = tmp_path / "store.sqlite"
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "imbalanced_dp",
+            "study",
+            "run",
+            str(spec),
+            "--store",
+            str(store),
+            "--workers",
+            "2",
+            "--max-batch",
+            "1",
+            "--no-report",
+        ],
+        start_new_session=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    deadline = time.monotonic() + 600
+    while len(_children(proc.pid)) < 2:  # the workers exist: they are starting up
+        assert proc.poll() is None, proc.communicate()
+        assert time.monotonic() < deadline
+        time.sleep(0.01)
+    workers = _children(proc.pid)
+    os.killpg(proc.pid, signal.SIGINT)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode in (130, 0), err  # 0 only if it had already finished
+    assert "Traceback" not in err, err
+    assert _all_gone(workers) == set()
 
 
 @pytest.mark.slow
@@ -430,3 +498,72 @@ def test_cost_of_privacy_and_disparity_amplification_are_paired():
     df2.loc[m, "seed"] = (df2.loc[m, "seed"] + 3) % 8
     amp2 = disparity_amplification(df2)
     assert not math.isclose(amp2.iloc[0]["half_width"], r["half_width"])
+
+
+# ---------------------------------------------------------------- never pool settings
+
+
+def test_a_store_of_two_configurations_never_pools_them(tmp_path, capsys):
+    """Issue: a spec edited and rerun under the same name, and a second study with other
+    epochs, were pooled (n = 9 per "setting"). Now the edit is refused, the second study is
+    stored apart, and every aggregate's n is the number of seeds of one configuration."""
+    from imbalanced_dp.cli._main import main
+
+    store = tmp_path / "store.sqlite"
+
+    def spec(name, epochs, seeds):
+        p = tmp_path / f"{name}-{epochs}-{seeds}.toml"
+        p.write_text(
+            f'name = "{name}"\ndatasets = ["pima"]\nprivacy = ["none", 2]\nseeds = {seeds}\n'
+            f'epochs = {epochs}\naccountant = "rdp"\n'
+        )
+        return str(p)
+
+    run = ["study", "run", "--store", str(store), "--workers", "1", "--no-report", "-q"]
+    assert main([*run[:2], spec("a", 2, 3), *run[2:]]) == 0
+    capsys.readouterr()
+    # the same name with other epochs: refused, one line, nothing stored
+    assert main([*run[:2], spec("a", 4, 3), *run[2:]]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "epochs" in err[0] and "another name" in err[0]
+    # more seeds under the same name: an extension, fine
+    assert main([*run[:2], spec("a", 2, 4), *run[2:]]) == 0
+    # another study with other epochs
+    assert main([*run[:2], spec("b", 4, 2), *run[2:]]) == 0
+    capsys.readouterr()
+    # report and export without --study would pool them: refused, naming both studies
+    for cmd in (["report"], ["study", "export"]):
+        out_dir = tmp_path / f"out-{cmd[-1]}"
+        code = main([*cmd, "--store", str(store), "-o", str(out_dir)])
+        err = capsys.readouterr().err
+        assert code == 2 and "--study" in err and "a, b" in err, err
+        assert not out_dir.exists()
+    for name, seeds in (("a", 4), ("b", 2)):
+        out_dir = tmp_path / f"export-{name}"
+        code = main(["study", "export", "--store", str(store), "--study", name, "-o", str(out_dir)])
+        assert code == 0, capsys.readouterr().err
+        agg = pd.read_csv(out_dir / "aggregate_metrics.csv")
+        assert set(agg["n"]) == {seeds}
+        assert (
+            agg.groupby(["dataset", "fraction", "privacy", "mitigation"])["config"].nunique().max()
+            == 1
+        )
+        fair = pd.read_csv(out_dir / "aggregate_fairness.csv")
+        assert set(fair["n"]) == {seeds}
+        cost = pd.read_csv(out_dir / "aggregate_cost_of_privacy.csv")
+        assert set(cost["n"]) == {seeds}  # paired by seed within one configuration
+        res = pd.read_csv(out_dir / "results.csv")
+        assert res["run_id"].nunique() == 2 * seeds
+        assert set(res["epochs"]) == ({2} if name == "a" else {4})
+        code = main(
+            ["report", "--store", str(store), "--study", name, "-o", str(tmp_path / f"rep-{name}")]
+        )
+        assert code == 0, capsys.readouterr().err
+        html = (tmp_path / f"rep-{name}" / "report.html").read_text()
+        assert f"{seeds} seeds" in html
+    # the library's aggregates group by the full settings even on the whole store
+    from imbalanced_dp.studies import aggregate_metrics, store_frame
+
+    with ResultsStore(store) as s:
+        agg = aggregate_metrics(store_frame(s))
+    assert set(agg["n"]) == {2, 4} and agg["config"].nunique() == 4  # a and b, each none + dp

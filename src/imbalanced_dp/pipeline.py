@@ -24,10 +24,10 @@ from .studies import (
     run_runs,
     store_frame,
     study_tables,
+    validate_runs,
     versions,
 )
-from .studies._aggregate import aggregate_metrics
-from .studies._runner import validate_runs
+from .studies._aggregate import aggregate_metrics, require_one_config
 
 Echo = Callable[[str], None]
 
@@ -205,10 +205,31 @@ def run_study(
         echo(f"  failed: {f.splitlines()[0]}")
     if report:
         out = Path(report_dir) if report_dir else path.parent / "report"
-        rp = write_report(store, out, title=f"Study {spec.name}")
+        if not quiet:
+            echo("writing the report …")
+        rp = write_report(store, out, run_ids=outcome.run_ids, title=f"Study {spec.name}")
         echo(f"report: {rp}")
     store.close()
     return outcome.failed == 0
+
+
+def select_runs(store: ResultsStore, study: str | None = None, *, what: str = "report"):
+    """The runs a report or an export covers: those of ``study``, or (``None``) every run
+    of the store, provided that no setting holds runs of different configurations (it
+    would pool them); otherwise :class:`~imbalanced_dp.exceptions.StoreError` lists the
+    studies to choose from with ``--study``."""
+    names = store.studies()["name"].tolist()
+    if study is not None:
+        if study not in names:
+            raise StoreError(
+                f"no study {study!r} in {store.path}; studies in the store: "
+                + (", ".join(names) or "none")
+            )
+        ids = store.study_run_ids(study)
+        require_one_config(store_frame(store, ids), what=what, studies=names)
+        return ids
+    require_one_config(store_frame(store), what=what, studies=names)
+    return None
 
 
 def open_existing_store(path: Path | None) -> ResultsStore:
@@ -244,16 +265,24 @@ def status_table(store: ResultsStore) -> str:
     return "\n".join(lines)
 
 
-def export_store(store: ResultsStore, out_dir: Path, *, fmt: str = "csv") -> list[Path]:
-    """Tidy tables of a store: results, predictions, runs and every aggregate."""
+def export_store(
+    store: ResultsStore, out_dir: Path, *, fmt: str = "csv", study: str | None = None
+) -> list[Path]:
+    """Tidy tables of a store (or of one ``study``): results, predictions, runs and every
+    aggregate. A store whose settings hold runs of several configurations needs ``study``
+    (see :func:`select_runs`)."""
+    ids = select_runs(store, study, what="table of aggregates")
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
+    runs = store.runs_frame(status=None)
+    if ids is not None:
+        runs = runs[runs["run_id"].isin(set(ids))]
     frames: dict[str, pd.DataFrame] = {
-        "results": store.results_frame().loc[:, list(RESULT_COLUMNS)],
-        "predictions": store.predictions_frame().loc[:, list(PREDICTION_COLUMNS)],
-        "runs": store.runs_frame(status=None),
+        "results": store.results_frame(ids).loc[:, list(RESULT_COLUMNS)],
+        "predictions": store.predictions_frame(ids).loc[:, list(PREDICTION_COLUMNS)],
+        "runs": runs.reset_index(drop=True),
     }
-    tabs = study_tables(store)
+    tabs = study_tables(store, ids)
     for name in (
         "metrics",
         "fairness",
@@ -283,10 +312,16 @@ def export_store(store: ResultsStore, out_dir: Path, *, fmt: str = "csv") -> lis
 
 
 def write_report(
-    store: ResultsStore, out_dir: Path, *, run_ids=None, title: str = "imbalanced-dp report"
+    store: ResultsStore,
+    out_dir: Path,
+    *,
+    run_ids=None,
+    study: str | None = None,
+    title: str = "imbalanced-dp report",
 ) -> Path:
-    """Tables, figures and report.html for a store (or some of its runs); returns the path
-    of report.html.
+    """Tables, figures and report.html for a store (or some of its runs, or one ``study``);
+    returns the path of report.html. A store whose settings hold runs of several
+    configurations needs ``study`` or ``run_ids`` (see :func:`select_runs`).
 
     Examples
     --------
@@ -303,4 +338,8 @@ def write_report(
     """
     from .reports import build_report
 
+    if run_ids is None:
+        run_ids = select_runs(store, study)
+    else:
+        require_one_config(store_frame(store, run_ids), what="report")
     return build_report(store, Path(out_dir), run_ids=run_ids, title=title)

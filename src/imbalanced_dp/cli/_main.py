@@ -453,8 +453,19 @@ def study_status(store) -> None:
     click.echo(status_table(s))
 
 
+_STUDY_OPTION = click.option(
+    "--study",
+    "study_name",
+    default=None,
+    metavar="NAME",
+    help="Only this study's runs (needed when the store holds studies whose settings "
+    "differ; the error lists them).",
+)
+
+
 @study.command("export")
 @click.option("--store", type=click.Path(dir_okay=False, path_type=Path), default=None)
+@_STUDY_OPTION
 @click.option(
     "--format", "fmt", type=click.Choice(["csv", "parquet"]), default="csv", show_default=True
 )
@@ -466,19 +477,20 @@ def study_status(store) -> None:
     default=None,
     help="Folder (default: next to the store, export/).",
 )
-def study_export(store, fmt, out_dir) -> None:
+def study_export(store, study_name, fmt, out_dir) -> None:
     """Write tidy tables: results, predictions, runs and the aggregates over seeds."""
     from ..pipeline import export_store, open_existing_store
 
     s = open_existing_store(store)
     out = out_dir or (s.path.parent / "export")
-    paths = export_store(s, out, fmt=fmt)
+    paths = export_store(s, out, fmt=fmt, study=study_name)
     for p in paths:
         click.echo(str(p))
 
 
 @cli.command()
 @click.option("--store", type=click.Path(dir_okay=False, path_type=Path), default=None)
+@_STUDY_OPTION
 @click.option(
     "-o",
     "--out",
@@ -487,13 +499,13 @@ def study_export(store, fmt, out_dir) -> None:
     default=None,
     help="Folder (default: report/ next to the store).",
 )
-def report(store, out_dir) -> None:
+def report(store, study_name, out_dir) -> None:
     """Tables, figures and a self-contained report.html from a results store."""
     from ..pipeline import open_existing_store, write_report
 
     s = open_existing_store(store)
     out = out_dir or (s.path.parent / "report")
-    path = write_report(s, out)
+    path = write_report(s, out, study=study_name)
     click.echo(f"report: {path}")
 
 
@@ -531,7 +543,7 @@ def main(argv: list[str] | None = None) -> int:
         code = 2
     except StudyInterrupted as exc:
         _echo_err(f"{PROG}: {exc}; what finished is stored — run the same command again to resume")
-        code = 130
+        code = exc.exit_code
     except KeyboardInterrupt:
         _echo_err(f"{PROG}: interrupted")
         code = 130

@@ -206,9 +206,20 @@ class TrainedModel:
 
 
 class Engine(Protocol):
-    """An engine trains a batch of runs that share an architecture."""
+    """An engine trains a batch of runs that share an architecture.
+
+    Its capabilities are attributes, so that no caller special-cases an engine by name:
+    ``batched`` (it trains many runs in one call, so a sweep gives it large batches),
+    ``relative_cost`` (seconds per run relative to the fast engine, for scheduling),
+    ``clip_rules`` (the clipping rules of :data:`CLIP_RULES` it implements) and
+    ``devices`` (where it can train).
+    """
 
     name: str
+    batched: bool
+    relative_cost: float
+    clip_rules: tuple[str, ...]
+    devices: tuple[str, ...]
 
     def train(
         self, jobs: Sequence[TrainJob], *, device: str = "cpu", threads: int | None = None

@@ -135,6 +135,10 @@ class FastEngine:
     """
 
     name = "fast"
+    batched = True
+    relative_cost = 1.0
+    clip_rules = ("standard", "dpsgd_f", "global_adapt")
+    devices = ("cpu", "cuda")
 
     def __init__(self, dtype: str = "float32") -> None:
         if dtype not in ("float32", "float64"):

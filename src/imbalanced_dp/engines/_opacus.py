@@ -83,6 +83,12 @@ class OpacusEngine:
     """Reference engine: Opacus 1.6 DP-SGD (or plain SGD), one run after the other."""
 
     name = "opacus"
+    batched = False
+    #: one run at a time through autograd hooks: about fifty times the fast engine's cost
+    #: per run (benchmarks/engine_speed.py measures the ratio)
+    relative_cost = 50.0
+    clip_rules = ("standard",)
+    devices = ("cpu", "cuda")
 
     def train(
         self,

@@ -15,6 +15,7 @@ import numpy as np
 import pandas as pd
 
 from ..studies._aggregate import (
+    FULL_SETTING,
     SETTING,
     aggregate_fairness,
     aggregate_metrics,
@@ -99,7 +100,7 @@ def seeds_text(frame: pd.DataFrame) -> str:
     """How many seeds the settings of a per-run frame have, as words."""
     if frame.empty:
         return "0 seeds"
-    counts = frame.groupby(SETTING, sort=False)["seed"].nunique()
+    counts = frame.groupby(FULL_SETTING, sort=False)["seed"].nunique()
     lo, hi = int(counts.min()), int(counts.max())
     if lo == hi:
         return f"{lo} seed" + ("" if lo == 1 else "s")

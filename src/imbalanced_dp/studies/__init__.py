@@ -13,8 +13,10 @@ from ._aggregate import (
     store_frame,
     study_tables,
 )
+from ._backends import BACKENDS, Backend, backend_names, get_backend, register_backend
 from ._execute import Batch, RunResult, execute_batch, run_single, versions
-from ._runner import BACKENDS, StudyInterrupted, StudyOutcome, default_workers, run_runs
+from ._planning import group_label, make_batches, validate_runs
+from ._runner import StudyInterrupted, StudyOutcome, default_workers, run_runs
 from ._runspec import DatasetRef, RunSpec
 from ._spec import ATTACKS, PRESETS, StudySpec, load_spec, preset, spec_from_dict
 from ._store import DEFAULT_STORE, PREDICTION_COLUMNS, RESULT_COLUMNS, ResultsStore
@@ -26,6 +28,7 @@ __all__ = [
     "PREDICTION_COLUMNS",
     "PRESETS",
     "RESULT_COLUMNS",
+    "Backend",
     "Batch",
     "DatasetRef",
     "ResultsStore",
@@ -36,20 +39,26 @@ __all__ = [
     "StudySpec",
     "aggregate_fairness",
     "aggregate_metrics",
+    "backend_names",
     "cost_of_privacy",
     "default_workers",
     "disparity_amplification",
     "execute_batch",
     "fairness_per_run",
     "fraction_order",
+    "get_backend",
+    "group_label",
     "load_spec",
+    "make_batches",
     "mitigation_effects",
     "preset",
     "privacy_order",
+    "register_backend",
     "run_runs",
     "run_single",
     "spec_from_dict",
     "store_frame",
     "study_tables",
+    "validate_runs",
     "versions",
 ]

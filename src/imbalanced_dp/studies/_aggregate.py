@@ -5,20 +5,60 @@ Every function takes and returns plain DataFrames; rendering lives in
 :mod:`imbalanced_dp.reports`.
 
 Settings are identified by ``dataset``, ``fraction`` (the target minority fraction as text,
-``"natural"`` for none), ``privacy`` (``"none"`` or the target ε as text, e.g. ``"2"``) and
-``mitigation``. Paired comparisons match runs of the same setting and seed.
+``"natural"`` for none), ``privacy`` (``"none"`` or the target ε as text, e.g. ``"2"``),
+``mitigation`` and ``config``: a short hash of every other setting that enters a run's
+``run_id`` (epochs, batch size, learning rate, layers, engine, test fraction, imbalance
+method; for a private run also δ, the accountant, the clip bound, the noise mode and the
+mitigation's parameters). Aggregates group by all five (:data:`FULL_SETTING`), so runs of
+different settings are never pooled, and ``n`` counts the runs of one setting.
+``base_config`` is ``config`` without the private settings: paired comparisons match a
+private run with the non-private run of the same base configuration and seed.
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
+
 import numpy as np
 import pandas as pd
 
+from ..exceptions import StoreError
 from ..metrics import METRICS, mean_ci, paired_difference
 from ._store import ResultsStore
 
 SETTING = ["dataset", "fraction", "privacy", "mitigation"]
+FULL_SETTING = [*SETTING, "config"]
 RUN_METRICS = ("accuracy", "balanced_accuracy")
+#: Spec fields of the base configuration (shared by the privacy levels of a comparison).
+BASE_FIELDS = (
+    "epochs",
+    "batch_size",
+    "lr",
+    "layers",
+    "engine",
+    "test_fraction",
+    "imbalance_method",
+)
+#: Spec fields that only private runs have.
+PRIVATE_FIELDS = ("delta", "accountant", "clip", "reproducible", "mitigation_params")
+
+
+def _short_hash(d: dict) -> str:
+    return hashlib.sha256(json.dumps(d, sort_keys=True, default=str).encode()).hexdigest()[:8]
+
+
+def config_of(spec: dict) -> tuple[str, str, str]:
+    """``(config, base_config, dp_config)`` of a stored run spec (see the module
+    docstring); ``dp_config`` is ``config`` without the mitigation's parameters (what a
+    mitigated run shares with plain DP-SGD at the same ε)."""
+    dataset = {k: v for k, v in (spec.get("dataset") or {}).items() if k != "csv"}
+    base = {"dataset": dataset} | {k: spec.get(k) for k in BASE_FIELDS}
+    full, dp = dict(base), dict(base)
+    if spec.get("epsilon") is not None:
+        full |= {k: spec.get(k) for k in PRIVATE_FIELDS}
+        dp |= {k: spec.get(k) for k in PRIVATE_FIELDS if k != "mitigation_params"}
+    return _short_hash(full), _short_hash(base), _short_hash(dp)
 
 
 def privacy_label(epsilon) -> str:
@@ -34,24 +74,68 @@ def fraction_label(target) -> str:
 
 
 def store_frame(store: ResultsStore, run_ids=None) -> pd.DataFrame:
-    """One row per done run × class, with setting labels and the run-level scores."""
+    """One row per done run × class, with setting labels (``config`` and ``base_config``
+    included) and the run-level scores."""
     df = store.query(
         "SELECT r.run_id, r.dataset, r.minority_fraction_target, r.minority_fraction, "
         "r.privacy, r.epsilon_target, r.epsilon_spent, r.mitigation, r.seed, r.engine, "
         'r.accuracy, r.balanced_accuracy, m."class", m.pre, m.rec, m.spe, m.f1, m.geo, '
-        "m.iba, m.sup FROM runs r JOIN class_metrics m ON m.run_id = r.run_id "
+        "m.iba, m.sup, r.spec_json FROM runs r JOIN class_metrics m ON m.run_id = r.run_id "
         "WHERE r.status = 'done' ORDER BY r.rowid"
     )
     if run_ids is not None:
         df = df[df["run_id"].isin(set(run_ids))]
+    configs = {sj: config_of(json.loads(sj)) for sj in df["spec_json"].unique()}
+    df = df.assign(
+        config=[configs[sj][0] for sj in df["spec_json"]],
+        base_config=[configs[sj][1] for sj in df["spec_json"]],
+        dp_config=[configs[sj][2] for sj in df["spec_json"]],
+    ).drop(columns="spec_json")
     return label_settings(df)
 
 
+def ambiguous_settings(df: pd.DataFrame) -> pd.DataFrame:
+    """The settings (dataset, fraction, privacy, mitigation) that more than one
+    configuration shares in ``df``: a report or a table over them would mix runs of
+    different settings."""
+    if df.empty:
+        return pd.DataFrame(columns=[*SETTING, "configs"])
+    n = df.groupby(SETTING, sort=False)["config"].nunique()
+    return n[n > 1].rename("configs").reset_index()
+
+
+def require_one_config(df: pd.DataFrame, *, what: str, studies: list[str] | None = None) -> None:
+    """Raise :class:`~imbalanced_dp.exceptions.StoreError` if ``df`` holds runs of one
+    setting under several configurations, naming the studies to choose from."""
+    amb = ambiguous_settings(df)
+    if amb.empty:
+        return
+    first = amb.iloc[0]
+    names = ", ".join(studies or []) or "(no study names recorded)"
+    raise StoreError(
+        f"the store holds runs of {first['dataset']} (minority {first['fraction']}, privacy "
+        f"{first['privacy']}, {first['mitigation']}) under {first['configs']} different "
+        f"settings (epochs, learning rate, delta...); a {what} would pool them: choose one "
+        f"study with --study NAME; studies in the store: {names}"
+    )
+
+
 def label_settings(df: pd.DataFrame) -> pd.DataFrame:
+    """Add the setting labels ``fraction`` and ``privacy``; a frame without configuration
+    columns (not read from a store) is taken to hold one configuration."""
     df = df.copy()
     df["fraction"] = [fraction_label(v) for v in df["minority_fraction_target"]]
     df["privacy"] = [privacy_label(v) for v in df["epsilon_target"]]
-    return df
+    return with_configs(df)
+
+
+def with_configs(df: pd.DataFrame) -> pd.DataFrame:
+    """``df`` with the configuration columns; a frame without them (not read from a store)
+    is taken to hold one configuration."""
+    missing = [c for c in ("config", "base_config", "dp_config") if c not in df.columns]
+    if not missing:
+        return df
+    return df.assign(**dict.fromkeys(missing, "default"))
 
 
 def privacy_order(labels) -> list[str]:
@@ -69,18 +153,19 @@ def aggregate_metrics(df: pd.DataFrame, *, confidence: float = 0.95) -> pd.DataF
     """Mean, standard deviation, n and CI of each per-class metric (and accuracy and
     balanced accuracy on the ``avg/total`` rows) per setting and class.
 
-    Returns long format: ``dataset, fraction, privacy, mitigation, class, metric, mean, std,
-    n, half_width, low, high``.
+    Returns long format: ``dataset, fraction, privacy, mitigation, config, class, metric,
+    mean, std, n, half_width, low, high``.
     """
     rows = []
-    for key, g in df.groupby([*SETTING, "class"], sort=False):
+    df = with_configs(df)
+    for key, g in df.groupby([*FULL_SETTING, "class"], sort=False):
         metrics = list(METRICS)
         if key[-1] == "avg/total":
             metrics += list(RUN_METRICS)
         for m in metrics:
             iv = mean_ci(g[m].to_numpy(dtype=float), confidence=confidence)
             rows.append(
-                dict(zip([*SETTING, "class"], key))
+                dict(zip([*FULL_SETTING, "class"], key))
                 | {
                     "metric": m,
                     "mean": iv.mean,
@@ -98,11 +183,12 @@ def fairness_per_run(df: pd.DataFrame) -> pd.DataFrame:
     """Per run: recall gap (majority − minority), worst-class recall, IBA gap, plus the
     minority class's recall and the balanced accuracy. Class 0 is the majority (label 1 is
     the minority by convention)."""
+    df = with_configs(df)
     c0 = df[df["class"] == "0"].set_index("run_id")
     c1 = df[df["class"] == "1"].set_index("run_id")
     common = c0.index.intersection(c1.index)
     c0, c1 = c0.loc[common], c1.loc[common]
-    out = c0[[*SETTING, "seed"]].copy()
+    out = c0[[*FULL_SETTING, "base_config", "dp_config", "seed"]].copy()
     out["recall_gap"] = c0["rec"] - c1["rec"]
     out["worst_recall"] = np.minimum(c0["rec"], c1["rec"])
     out["iba_gap"] = c0["iba"] - c1["iba"]
@@ -118,11 +204,11 @@ def aggregate_fairness(df: pd.DataFrame, *, confidence: float = 0.95) -> pd.Data
     """Mean and CI of the fairness measures per setting (long format, ``measure`` column)."""
     fr = fairness_per_run(df)
     rows = []
-    for key, g in fr.groupby(SETTING, sort=False):
+    for key, g in fr.groupby(FULL_SETTING, sort=False):
         for m in FAIRNESS:
             iv = mean_ci(g[m].to_numpy(dtype=float), confidence=confidence)
             rows.append(
-                dict(zip(SETTING, key))
+                dict(zip(FULL_SETTING, key))
                 | {
                     "measure": m,
                     "mean": iv.mean,
@@ -134,6 +220,17 @@ def aggregate_fairness(df: pd.DataFrame, *, confidence: float = 0.95) -> pd.Data
                 }
             )
     return pd.DataFrame(rows)
+
+
+def _reference(
+    pool: pd.DataFrame, g: pd.DataFrame, ds: str, fr: str, *, same_privacy: bool = False
+) -> pd.DataFrame:
+    """The runs of ``pool`` to pair with group ``g``: the same dataset and fraction and the
+    same base configuration, or (``same_privacy``) the same private settings too, all but
+    the mitigation's parameters."""
+    key = "dp_config" if same_privacy else "base_config"
+    sel = (pool["dataset"] == ds) & (pool["fraction"] == fr) & pool[key].isin(set(g[key]))
+    return pool[sel]
 
 
 def _paired(a: pd.DataFrame, b: pd.DataFrame, on: list[str], value: str, confidence: float) -> dict:
@@ -156,9 +253,10 @@ def cost_of_privacy(df: pd.DataFrame, *, confidence: float = 0.95) -> pd.DataFra
     """Per DP setting and class: metric without DP − metric with DP, paired by seed (and by
     dataset and fraction). The reference is the non-private run without mitigation."""
     rows = []
+    df = with_configs(df)
     base = df[(df["privacy"] == "none") & (df["mitigation"] == "none")]
-    for (ds, fr, pr, mit), g in df[df["privacy"] != "none"].groupby(SETTING, sort=False):
-        ref = base[(base["dataset"] == ds) & (base["fraction"] == fr)]
+    for (ds, fr, pr, mit, cfg), g in df[df["privacy"] != "none"].groupby(FULL_SETTING, sort=False):
+        ref = _reference(base, g, ds, fr)
         if ref.empty:
             continue
         for cls in ("0", "1", "avg/total"):
@@ -169,7 +267,7 @@ def cost_of_privacy(df: pd.DataFrame, *, confidence: float = 0.95) -> pd.DataFra
                 res = _paired(a[["seed", m]], b[["seed", m]], ["seed"], m, confidence)
                 rows.append(
                     {"dataset": ds, "fraction": fr, "privacy": pr, "mitigation": mit}
-                    | {"class": cls, "metric": m}
+                    | {"config": cfg, "class": cls, "metric": m}
                     | res
                 )
     return pd.DataFrame(rows)
@@ -181,8 +279,10 @@ def disparity_amplification(df: pd.DataFrame, *, confidence: float = 0.95) -> pd
     fr = fairness_per_run(df)
     base = fr[(fr["privacy"] == "none") & (fr["mitigation"] == "none")]
     rows = []
-    for (ds, frac, pr, mit), g in fr[fr["privacy"] != "none"].groupby(SETTING, sort=False):
-        ref = base[(base["dataset"] == ds) & (base["fraction"] == frac)]
+    for (ds, frac, pr, mit, cfg), g in fr[fr["privacy"] != "none"].groupby(
+        FULL_SETTING, sort=False
+    ):
+        ref = _reference(base, g, ds, frac)
         if ref.empty:
             continue
         for measure in ("recall_gap", "iba_gap"):
@@ -191,7 +291,7 @@ def disparity_amplification(df: pd.DataFrame, *, confidence: float = 0.95) -> pd
             )
             rows.append(
                 {"dataset": ds, "fraction": frac, "privacy": pr, "mitigation": mit}
-                | {"measure": measure}
+                | {"config": cfg, "measure": measure}
                 | res
             )
     return pd.DataFrame(rows)
@@ -204,12 +304,10 @@ def mitigation_effects(df: pd.DataFrame, *, confidence: float = 0.95) -> pd.Data
     rows = []
     plain = fr[fr["mitigation"] == "none"]
     base = plain[plain["privacy"] == "none"]
-    for (ds, frac, pr, mit), g in fr[
+    for (ds, frac, pr, mit, cfg), g in fr[
         (fr["privacy"] != "none") & (fr["mitigation"] != "none")
-    ].groupby(SETTING, sort=False):
-        ref = plain[
-            (plain["dataset"] == ds) & (plain["fraction"] == frac) & (plain["privacy"] == pr)
-        ]
+    ].groupby(FULL_SETTING, sort=False):
+        ref = _reference(plain[plain["privacy"] == pr], g, ds, frac, same_privacy=True)
         if ref.empty:
             continue
         for measure in ("minority_recall", "balanced_accuracy", "recall_gap", "worst_recall"):
@@ -218,10 +316,10 @@ def mitigation_effects(df: pd.DataFrame, *, confidence: float = 0.95) -> pd.Data
             )
             rows.append(
                 {"dataset": ds, "fraction": frac, "privacy": pr, "mitigation": mit}
-                | {"measure": measure}
+                | {"config": cfg, "measure": measure}
                 | res
             )
-        nb = base[(base["dataset"] == ds) & (base["fraction"] == frac)]
+        nb = _reference(base, g, ds, frac)
         if not nb.empty:
             # cost of privacy in balanced accuracy: (none - mitigated) - (none - plain)
             m = (
@@ -234,7 +332,7 @@ def mitigation_effects(df: pd.DataFrame, *, confidence: float = 0.95) -> pd.Data
             pt = paired_difference(a, b, confidence=confidence)
             rows.append(
                 {"dataset": ds, "fraction": frac, "privacy": pr, "mitigation": mit}
-                | {"measure": "cost_of_privacy_balanced_accuracy"}
+                | {"config": cfg, "measure": "cost_of_privacy_balanced_accuracy"}
                 | {
                     "mean": pt.interval.mean,
                     "half_width": pt.interval.half_width,

@@ -1,49 +1,61 @@
-"""Running a list of runs: validation, calibration, batching, backends, progress.
+"""The driver of a sweep: plan the runs, start those whose noise is known, calibrate the
+rest meanwhile, and store every batch as it finishes.
 
-Only this driver writes the store, one transaction per finished batch. Workers (local
-processes or Ray tasks) receive picklable :class:`Batch` objects and return results.
+Only the driver writes the store, one transaction per finished batch. Ctrl-C and SIGTERM
+(what ``kill``, ``timeout`` and job schedulers send) are handled alike: what finished is
+stored, the workers are stopped, and :class:`StudyInterrupted` tells the caller how the
+sweep ended so that it can print how to resume.
 """
 
 from __future__ import annotations
 
-import math
 import os
 import signal
-import sys
+import threading
 import time
-import warnings
 from collections.abc import Callable, Sequence
-from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from dataclasses import dataclass, field
+from pathlib import Path
 
-from ..exceptions import ParameterError
-from ..privacy import (
-    Calibration,
-    CalibrationKey,
-    MemoryCache,
-    PrivacyWarning,
-    accountant_version,
+from ..exceptions import ParameterError, StoreError
+from ..privacy import CalibrationKey
+from ._backends import Backend, get_backend
+from ._execute import Batch, RunResult, check_run, make_plan
+from ._planning import (
+    StoreCalibrations,
+    group_label,
+    make_batches,
+    run_key,
+    validate_runs,
 )
-from ._execute import (
-    Batch,
-    RunResult,
-    check_run,
-    execute_batch,
-    make_plan,
-)
+from ._progress import Progress
 from ._runspec import RunSpec
+from ._spec import changed_settings
 from ._store import ResultsStore
 
-BACKENDS = ("local", "ray")
+#: Testing aid: after this many runs are stored, the driver writes the file named by
+#: IMBALANCED_DP_TEST_PAUSE_FILE and waits (for a signal), so that tests can interrupt a
+#: sweep at a known point instead of racing a clock.
+_PAUSE_AFTER = "IMBALANCED_DP_TEST_PAUSE_AFTER"
+_PAUSE_FILE = "IMBALANCED_DP_TEST_PAUSE_FILE"
 
 
 class StudyInterrupted(Exception):
-    """Raised after Ctrl-C, once what had finished is stored."""
+    """Raised after Ctrl-C or SIGTERM, once what had finished is stored.
 
-    def __init__(self, done: int, total: int) -> None:
-        super().__init__(f"interrupted after {done} of {total} runs")
+    ``exit_code`` is the shell's convention: 130 for Ctrl-C, 143 for SIGTERM."""
+
+    def __init__(self, done: int, total: int, *, signum: int = signal.SIGINT) -> None:
+        name = "terminated" if signum == signal.SIGTERM else "interrupted"
+        super().__init__(f"{name} after {done} of {total} runs")
         self.done = done
         self.total = total
+        self.signum = signum
+        self.exit_code = 128 + int(signum)
+
+
+class _Terminated(KeyboardInterrupt):
+    """SIGTERM, raised in the driver like Ctrl-C."""
 
 
 @dataclass
@@ -64,306 +76,55 @@ def default_workers() -> int:
         return max(1, os.cpu_count() or 1)
 
 
-def group_label(spec: RunSpec) -> str:
-    frac = "natural" if spec.minority_fraction is None else f"{spec.minority_fraction:g}"
-    priv = "none" if spec.epsilon is None else f"eps={spec.epsilon:g}"
-    return f"{spec.dataset.label} | minority={frac} | {priv} | {spec.mitigation}"
+class _TermAsInterrupt:
+    """Within the block, SIGTERM raises in the main thread like Ctrl-C does."""
+
+    def __enter__(self):
+        self._old = None
+        if threading.current_thread() is threading.main_thread():
+
+            def handler(signum, frame):
+                raise _Terminated()
+
+            self._old = signal.signal(signal.SIGTERM, handler)
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if self._old is not None:
+            signal.signal(signal.SIGTERM, self._old)
 
 
-# ---------------------------------------------------------------------- progress
+def check_same_settings(store: ResultsStore, study: str, spec: dict | None) -> None:
+    """Refuse to run a study under a name the store already holds with other settings
+    (epochs, learning rate, δ...): its runs would be reported as one study. More seeds,
+    privacy levels, fractions or datasets are fine."""
+    if not spec:
+        return
+    old = store.study_spec(study)
+    if not old:
+        return
+    changed = changed_settings(old, spec)
+    if changed:
+        key = changed[0]
+        raise StoreError(
+            f"study {study!r} in {store.path} was run with {key} = {old.get(key)!r}; this "
+            f"one has {key} = {spec.get(key)!r}: its results would be pooled with runs of "
+            "other settings; give the study another name (or reproduce another --out) or "
+            "use another --store"
+        )
 
 
-class Progress:
-    """Runs done / total with an ETA: a rich bar on a terminal, plain lines otherwise,
-    nothing when quiet."""
-
-    def __init__(self, total: int, *, quiet: bool = False, stream=None) -> None:
-        self.total = total
-        self.done = 0
-        self.quiet = quiet
-        self.stream = stream or sys.stderr
-        self.t0 = time.perf_counter()
-        self._last = 0.0
-        self._bar = None
-        if not quiet and total > 0 and getattr(self.stream, "isatty", lambda: False)():
-            from rich.console import Console
-            from rich.progress import (
-                BarColumn,
-                MofNCompleteColumn,
-                TextColumn,
-                TimeElapsedColumn,
-                TimeRemainingColumn,
-            )
-            from rich.progress import (
-                Progress as RichProgress,
-            )
-
-            self._bar = RichProgress(
-                TextColumn("runs"),
-                BarColumn(),
-                MofNCompleteColumn(),
-                TextColumn("elapsed"),
-                TimeElapsedColumn(),
-                TextColumn("eta"),
-                TimeRemainingColumn(),
-                console=Console(file=self.stream),
-                transient=False,
-            )
-            self._task = self._bar.add_task("runs", total=total)
-            self._bar.start()
-
-    def advance(self, k: int, failed: int = 0) -> None:
-        self.done += k
-        if self.quiet:
-            return
-        if self._bar is not None:
-            self._bar.update(self._task, completed=self.done)
-            return
-        now = time.perf_counter()
-        if now - self._last < 2.0 and self.done < self.total:
-            return
-        self._last = now
-        el = now - self.t0
-        eta = el / self.done * (self.total - self.done) if self.done else math.nan
-        msg = f"[{self.done:>{len(str(self.total))}}/{self.total}] {self.done / self.total:4.0%}"
-        msg += f"  elapsed {el:5.1f}s  eta {eta:5.1f}s"
-        if failed:
-            msg += f"  ({failed} failed)"
-        print(msg, file=self.stream, flush=True)
-
-    def close(self) -> None:
-        if self._bar is not None:
-            self._bar.stop()
-
-
-# ---------------------------------------------------------------------- planning
-
-
-def validate_runs(specs: Sequence[RunSpec]) -> list[tuple[str, RunSpec]]:
-    """Resolve every spec, check it against its data and return ``(run_id, spec)`` pairs.
-
-    Bad settings raise before anything runs; privacy warnings (δ above 1/(10 n)) are
-    emitted once per distinct message."""
-    out = []
-    seen_warnings: set[str] = set()
-    for spec in specs:
-        r = spec.resolve()
-        ds = r.dataset.load(r.test_fraction)
-        with warnings.catch_warnings(record=True) as caught:
-            warnings.simplefilter("always", PrivacyWarning)
-            check_run(r, ds)
-        for w in caught:
-            msg = str(w.message)
-            if msg not in seen_warnings:
-                seen_warnings.add(msg)
-                warnings.warn(msg, PrivacyWarning, stacklevel=2)
-        out.append((r.run_id(ds.fingerprint), r))
-    ids = [rid for rid, _ in out]
-    if len(set(ids)) != len(ids):
-        uniq: dict[str, RunSpec] = {}
-        for rid, s in out:
-            uniq.setdefault(rid, s)
-        out = list(uniq.items())
-    return out
-
-
-class StoreCalibrations:
-    """The calibration cache of a sweep: the store's table (for this accountant version) in
-    front of the memory of this process."""
-
-    def __init__(self, store: ResultsStore) -> None:
-        self.store = store
-        self.version = accountant_version()
-        self.memory = MemoryCache()
-
-    def get(self, key: CalibrationKey) -> Calibration | None:
-        got = self.memory.get(key)
-        if got is None:
-            got = self.store.get_calibration(key, self.version)
-            if got is not None:
-                self.memory.put(key, got)
-        return got
-
-    def put(self, key: CalibrationKey, value: Calibration) -> None:
-        self.memory.put(key, value)
-        self.store.put_calibration(key, value, self.version)
-
-
-def run_key(spec: RunSpec) -> CalibrationKey | None:
-    """The noise calibration a run's plan needs (``None`` without privacy)."""
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        return check_run(spec).key
-
-
-def make_batches(
-    runs: Sequence[tuple[str, RunSpec]], *, workers: int, max_batch: int = 40
-) -> list[Batch]:
-    """Group runs by dataset, architecture and engine; split groups so every worker gets
-    work (about two batches per worker), fast-engine batches holding at most ``max_batch``
-    runs and Opacus batches one run each."""
-    groups: dict[tuple, list[tuple[str, RunSpec]]] = {}
-    for rid, spec in runs:
-        key = (spec.dataset, spec.test_fraction, tuple(spec.layers or ()), spec.engine)
-        groups.setdefault(key, []).append((rid, spec))
-    total = len(runs)
-    batches = []
-    for (ref, tf, _layers, engine), members in groups.items():
-        if engine == "fast":
-            share = math.ceil(len(members) / total * 2 * workers) if total else 1
-            size = max(1, min(max_batch, math.ceil(len(members) / max(1, share))))
-        else:
-            size = 1
-        ds = ref.load(tf)
-        for i in range(0, len(members), size):
-            chunk = members[i : i + size]
-            batches.append(Batch(runs=chunk, dataset=ds, batch_id=chunk[0][0][:12]))
-    # longest first: the slow batches start early and the tail is short
-    batches.sort(key=lambda b: -sum(_cost(s) for _, s in b.runs))
-    return batches
-
-
-def _cost(spec: RunSpec) -> float:
-    r = spec.resolve()
-    ds = r.dataset.load(r.test_fraction)
-    width = sum(a * b for a, b in zip((ds.n_features, *r.layers), (*r.layers, 2)))
-    return r.epochs * ds.n_rows * width * (50.0 if r.engine == "opacus" else 1.0)
-
-
-# ---------------------------------------------------------------------- backends
-
-
-def _worker_init() -> None:
-    # Ctrl-C is the driver's to handle: it stores what finished, then stops the workers.
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    os.environ.setdefault("OMP_NUM_THREADS", "1")
-
-
-class LocalBackend:
-    """A pool of worker processes on this machine (or this process when ``workers`` is 1)."""
-
-    def __init__(self, workers: int) -> None:
-        self.workers = workers
-        self._pool: ProcessPoolExecutor | None = None
-
-    def _ensure_pool(self) -> ProcessPoolExecutor:
-        if self._pool is None:
-            import multiprocessing as mp
-
-            self._pool = ProcessPoolExecutor(
-                max_workers=self.workers,
-                mp_context=mp.get_context("spawn"),
-                initializer=_worker_init,
-            )
-        return self._pool
-
-    def run(
-        self,
-        batches: list[Batch],
-        on_done: Callable[[Batch, list[RunResult]], None],
-        later: Callable[[], list[Batch]] | None = None,
-    ):
-        """Run ``batches``; ``later`` (if given) is called in this process while the first
-        batches train, and the batches it returns run after them."""
-        if self.workers <= 1:
-            for b in batches:
-                on_done(b, execute_batch(b))
-            for b in later() if later else []:
-                on_done(b, execute_batch(b))
-            return
-        pool = self._ensure_pool()
-        pending: dict[Future, Batch] = {}
-        queue = list(batches)
-        while queue and len(pending) < 2 * self.workers:
-            b = queue.pop(0)
-            pending[pool.submit(execute_batch, b)] = b
-        if later is not None:
-            queue.extend(later())
-        # keep at most two batches per worker queued, so Ctrl-C loses little
-        while queue or pending:
-            while queue and len(pending) < 2 * self.workers:
-                b = queue.pop(0)
-                pending[pool.submit(execute_batch, b)] = b
-            finished, _ = wait(pending, return_when=FIRST_COMPLETED)
-            for fut in finished:
-                b = pending.pop(fut)
-                try:
-                    results = fut.result()
-                except Exception as exc:  # a worker died
-                    results = [
-                        RunResult(rid, s, "failed", error=f"worker failed: {exc!r}")
-                        for rid, s in b.runs
-                    ]
-                on_done(b, results)
-
-    def close(self, *, kill: bool = False) -> None:
-        if self._pool is None:
-            return
-        if kill:
-            procs = list(getattr(self._pool, "_processes", {}).values())
-            self._pool.shutdown(wait=False, cancel_futures=True)
-            for p in procs:
-                if p.is_alive():
-                    p.kill()
-        else:
-            self._pool.shutdown(wait=True)
-        self._pool = None
-
-
-class RayBackend:
-    """Ray tasks, on a cluster at ``address`` or on a local Ray instance started here."""
-
-    def __init__(self, workers: int, address: str | None = None) -> None:
-        try:
-            import ray
-        except ImportError:
-            raise ParameterError(
-                "the ray backend needs Ray: pip install 'imbalanced-dp[ray]'"
-            ) from None
-        self.ray = ray
-        self.workers = workers
-        self._started = False
-        if not ray.is_initialized():
-            kwargs: dict = {"include_dashboard": False, "log_to_driver": False}
-            if address:
-                kwargs["address"] = address
-            else:
-                kwargs["num_cpus"] = workers
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore")
-                ray.init(**kwargs)
-            self._started = True
-        self._remote = ray.remote(num_cpus=1)(execute_batch)
-
-    def run(
-        self,
-        batches: list[Batch],
-        on_done: Callable[[Batch, list[RunResult]], None],
-        later: Callable[[], list[Batch]] | None = None,
-    ):
-        ray = self.ray
-        refs = {self._remote.remote(b): b for b in batches}
-        for b in later() if later else []:
-            refs[self._remote.remote(b)] = b
-        while refs:
-            ready, _ = ray.wait(list(refs), num_returns=1)
-            for ref in ready:
-                b = refs.pop(ref)
-                try:
-                    results = ray.get(ref)
-                except Exception as exc:
-                    results = [
-                        RunResult(rid, s, "failed", error=f"ray task failed: {exc!r}")
-                        for rid, s in b.runs
-                    ]
-                on_done(b, results)
-
-    def close(self, *, kill: bool = False) -> None:
-        if self._started:
-            self.ray.shutdown()
-
-
-# ---------------------------------------------------------------------- driver
+def _maybe_pause(stored: int) -> None:
+    after = os.environ.get(_PAUSE_AFTER)
+    if not after or stored < int(after):
+        return
+    path = os.environ.get(_PAUSE_FILE)
+    if path:
+        tmp = Path(path + ".tmp")
+        tmp.write_text(f"{os.getpid()}\n", encoding="utf-8")
+        tmp.replace(path)
+    while True:
+        time.sleep(0.1)
 
 
 def run_runs(
@@ -382,9 +143,9 @@ def run_runs(
 ) -> StudyOutcome:
     """Run every spec not yet done in ``store`` and store the results as they finish.
 
-    Returns counts; raises :class:`StudyInterrupted` on Ctrl-C after storing what finished.
-    With ``workers`` > 1 the runs go to a pool of processes: call it from a script's
-    ``if __name__ == "__main__":`` block.
+    Returns counts; raises :class:`StudyInterrupted` on Ctrl-C or SIGTERM after storing
+    what finished and stopping the workers. With ``workers`` > 1 the runs go to a pool of
+    processes: call it from a script's ``if __name__ == "__main__":`` block.
 
     Examples
     --------
@@ -399,13 +160,12 @@ def run_runs(
     >>> (first.done, first.skipped), (again.done, again.skipped)
     ((4, 0), (0, 4))
     """
-    if backend not in BACKENDS:
-        raise ParameterError(f"backend must be one of {', '.join(BACKENDS)}; got {backend!r}")
     workers = workers or default_workers()
     if workers < 1:
         raise ParameterError(f"workers must be at least 1; got {workers}")
     t0 = time.perf_counter()
     runs = validate_runs(specs)
+    check_same_settings(store, study, study_spec)
     store.record_study(study, study_spec or {}, [(rid, group_label(s)) for rid, s in runs])
     done_before = store.done_ids()
     pending = [(rid, s) for rid, s in runs if rid not in done_before]
@@ -420,61 +180,78 @@ def run_runs(
     if not pending:
         outcome.seconds = time.perf_counter() - t0
         return outcome
-    be: LocalBackend | RayBackend
-    be = RayBackend(workers, address) if backend == "ray" else LocalBackend(workers)
-    progress = None
-    interrupted = False
-    try:
-        # Noise calibrations: those in the store are reused. Runs whose noise is known (the
-        # non-private ones at least) start at once; meanwhile this process makes the plans
-        # of the others, which calibrates each missing setting once, and their batches
-        # follow.
-        cache = StoreCalibrations(store)
-        keys = {rid: run_key(s) for rid, s in pending}
-        known = {k for k in set(keys.values()) - {None} if cache.get(k) is not None}
-        ready = [(rid, s) for rid, s in pending if keys[rid] is None or keys[rid] in known]
-        ready_ids = {rid for rid, _ in ready}
-        waiting = [(rid, s) for rid, s in pending if rid not in ready_ids]
-        batches = make_batches(ready, workers=workers, max_batch=max_batch)
-        for b in batches:
-            b.calibrations = dict(cache.memory.items)
+    progress = Progress(len(pending), quiet=quiet, stream=progress_stream)
+    be: Backend | None = None
+    interrupted: KeyboardInterrupt | None = None
+    with _TermAsInterrupt():
+        try:
+            be = get_backend(backend, workers, address)
+            # Noise calibrations: those in the store are reused. Runs whose noise is known
+            # (the non-private ones at least) start at once; meanwhile this process makes
+            # the plans of the others, which calibrates each missing setting once, and
+            # their batches follow.
+            cache = StoreCalibrations(store)
+            keys = {rid: run_key(s) for rid, s in pending}
+            known = {k for k in set(keys.values()) - {None} if cache.get(k) is not None}
+            ready = [(rid, s) for rid, s in pending if keys[rid] is None or keys[rid] in known]
+            ready_ids = {rid for rid, _ in ready}
+            waiting = [(rid, s) for rid, s in pending if rid not in ready_ids]
+            batches = make_batches(ready, workers=workers, max_batch=max_batch)
+            for b in batches:
+                b.calibrations = cache.snapshot()
+            missing = {keys[rid] for rid, _ in waiting}
 
-        def calibrate_rest() -> list[Batch]:
-            first: dict[CalibrationKey, RunSpec] = {}
-            for rid, s in waiting:
-                first.setdefault(keys[rid], s)
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore")  # validate_runs already warned
-                for spec in first.values():
-                    make_plan(spec, check_run(spec), cache)  # calibrates into the cache
-            rest = make_batches(waiting, workers=workers, max_batch=max_batch)
-            for b in rest:
-                b.calibrations = dict(cache.memory.items)
-            return rest
+            def calibrate_rest() -> list[Batch]:
+                first: dict[CalibrationKey, RunSpec] = {}
+                for rid, s in waiting:
+                    first.setdefault(keys[rid], s)
+                progress.stage(
+                    f"calibrating the noise of {len(first)} privacy setting"
+                    f"{'s' if len(first) != 1 else ''} (cached in the store) …"
+                )
+                import warnings
 
-        progress = Progress(len(pending), quiet=quiet, stream=progress_stream)
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore")  # validate_runs already warned
+                    for spec in first.values():
+                        make_plan(spec, check_run(spec), cache)  # calibrates into the cache
+                rest = make_batches(waiting, workers=workers, max_batch=max_batch)
+                for b in rest:
+                    b.calibrations = cache.snapshot()
+                return rest
 
-        def on_done(batch: Batch, results: list[RunResult]) -> None:
-            store.write_results(results, batch_id=batch.batch_id)
-            for r in results:
-                if r.status == "done":
-                    outcome.done += 1
-                else:
-                    outcome.failed += 1
-                    if len(outcome.failures) < 20:
-                        outcome.failures.append(f"{r.run_id}: {r.error}")
-            if on_results is not None:
-                on_results(results)
-            progress.advance(len(results), outcome.failed)
+            n_batches = len(batches) + (1 if waiting else 0)
+            progress.start(
+                f"training {len(pending)} runs on {workers} worker"
+                f"{'s' if workers != 1 else ''} ({backend})"
+                + (f"; {len(missing)} noise setting(s) to calibrate" if missing else "")
+                if n_batches
+                else None
+            )
 
-        be.run(batches, on_done, later=calibrate_rest if waiting else None)
-    except KeyboardInterrupt:
-        interrupted = True
-    finally:
-        if progress is not None:
+            def on_done(batch: Batch, results: list[RunResult]) -> None:
+                store.write_results(results, batch_id=batch.batch_id)
+                for r in results:
+                    if r.status == "done":
+                        outcome.done += 1
+                    else:
+                        outcome.failed += 1
+                        if len(outcome.failures) < 20:
+                            outcome.failures.append(f"{r.run_id}: {r.error}")
+                if on_results is not None:
+                    on_results(results)
+                progress.advance(len(results), outcome.failed)
+                _maybe_pause(outcome.done + outcome.failed)
+
+            be.run(batches, on_done, later=calibrate_rest if waiting else None)
+        except KeyboardInterrupt as exc:
+            interrupted = exc
+        finally:
             progress.close()
-        be.close(kill=interrupted)
+            if be is not None:
+                be.close(kill=interrupted is not None)
     outcome.seconds = time.perf_counter() - t0
-    if interrupted:
-        raise StudyInterrupted(outcome.skipped + outcome.done, outcome.total)
+    if interrupted is not None:
+        signum = signal.SIGTERM if isinstance(interrupted, _Terminated) else signal.SIGINT
+        raise StudyInterrupted(outcome.skipped + outcome.done, outcome.total, signum=signum)
     return outcome

@@ -66,6 +66,25 @@ KEYS = (
     "attacks",
 )
 ATTACKS = ("loss", "lira")
+#: Keys whose values a rerun may extend (more seeds, another ε...): every other key changes
+#: the settings of the runs, so a study of the same name with another value is refused.
+GRID_KEYS = ("name", "datasets", "minority_fractions", "privacy", "seeds", "mitigations", "attacks")
+
+
+def changed_settings(old: dict, new: dict) -> list[str]:
+    """The setting keys (not grid axes) whose values differ between two study specs (as
+    :meth:`StudySpec.to_dict` writes them); for ``mitigation_params``, only the
+    parameters of mitigations both specs name."""
+    out = []
+    for key in sorted((set(old) | set(new)) - set(GRID_KEYS)):
+        a, b = old.get(key), new.get(key)
+        if key == "mitigation_params":
+            a, b = a or {}, b or {}
+            if any(a[m] != b[m] for m in set(a) & set(b)):
+                out.append(key)
+        elif a != b and key in old and key in new:
+            out.append(key)
+    return out
 
 
 @dataclass

@@ -155,6 +155,18 @@ def _num(v):
     return v
 
 
+def _in_order(df: pd.DataFrame, run_ids: Sequence[str] | None) -> pd.DataFrame:
+    """The rows of ``run_ids`` in that order (each run's rows keep theirs), or all rows in
+    the order they were stored. The order of a study's outputs is then the order of its
+    runs, never the order in which batches happened to finish."""
+    if run_ids is None:
+        return df.reset_index(drop=True)
+    rank = {rid: i for i, rid in enumerate(dict.fromkeys(run_ids))}
+    df = df[df["run_id"].isin(rank)]
+    order = np.argsort(df["run_id"].map(rank).to_numpy(), kind="stable")
+    return df.iloc[order].reset_index(drop=True)
+
+
 class ResultsStore:
     """A results store at ``path`` (created with its folder if missing).
 
@@ -221,14 +233,15 @@ class ResultsStore:
         with self._transaction():
             for r in results:
                 self._delete_run(r.run_id)
-                self._con.execute(
-                    f"INSERT INTO runs VALUES ({','.join('?' * 38)})",
-                    self._run_row(r, batch_id, now),
-                )
+                row = self._run_row(r, batch_id, now)
+                cols = ", ".join(row)
+                marks = ", ".join(f":{c}" for c in row)
+                self._con.execute(f"INSERT INTO runs ({cols}) VALUES ({marks})", row)
                 if r.status != "done":
                     continue
                 self._con.executemany(
-                    "INSERT INTO class_metrics VALUES (?,?,?,?,?,?,?,?,?)",
+                    'INSERT INTO class_metrics (run_id, "class", pre, rec, spe, f1, geo, iba, '
+                    "sup) VALUES (?,?,?,?,?,?,?,?,?)",
                     [
                         (r.run_id, m["class"], *[_num(m[c]) for c in METRICS], int(m["sup"]))
                         for m in r.metrics
@@ -236,7 +249,8 @@ class ResultsStore:
                 )
                 p = r.predictions or {}
                 self._con.executemany(
-                    "INSERT INTO predictions VALUES (?,?,?,?,?)",
+                    "INSERT INTO predictions (run_id, row, y_true, y_pred, p_positive) "
+                    "VALUES (?,?,?,?,?)",
                     zip(
                         [r.run_id] * len(p.get("row", [])),
                         np.asarray(p.get("row", []), dtype=np.int64).tolist(),
@@ -258,51 +272,52 @@ class ResultsStore:
             self._con.execute(f"DELETE FROM {table} WHERE run_id = ?", (run_id,))
 
     @staticmethod
-    def _run_row(r: RunResult, batch_id: str, now: float) -> tuple:
+    def _run_row(r: RunResult, batch_id: str, now: float) -> dict:
+        """The ``runs`` row of a result, by column name."""
         s = r.spec.resolve()
         led = r.ledger
         dp = s.private
         d = r.data
-        return (
-            r.run_id,
-            s.dataset.label,
-            _num(d.get("minority_fraction")),
-            s.minority_fraction,
-            s.imbalance_method,
-            s.privacy,
-            s.epsilon if dp else None,
-            _num(led.epsilon_spent) if (led and dp) else None,
-            s.delta if dp else None,
-            _num(led.noise_multiplier) if (led and dp) else None,
-            _num(led.sample_rate) if (led and dp) else None,
-            led.steps if led else None,
-            s.accountant if dp else None,
-            s.engine,
-            s.mitigation,
-            s.seed,
-            s.epochs,
-            s.batch_size,
-            s.lr,
-            s.clip if dp else None,
-            ",".join(str(x) for x in (s.layers or ())),
-            s.test_fraction,
-            d.get("n_train"),
-            d.get("train_count_0"),
-            d.get("train_count_1"),
-            d.get("test_count_0"),
-            d.get("test_count_1"),
-            _num(r.scores.get("accuracy")),
-            _num(r.scores.get("balanced_accuracy")),
-            r.status,
-            r.error,
-            _num(r.seconds),
-            json.dumps(r.spec.to_dict(), sort_keys=True, default=str),
-            json.dumps(led.to_dict(), default=float) if led else None,
-            json.dumps(r.stats, default=float),
-            json.dumps(r.versions, sort_keys=True),
-            batch_id,
-            now,
-        )
+        return {
+            "run_id": r.run_id,
+            "dataset": s.dataset.label,
+            "minority_fraction": _num(d.get("minority_fraction")),
+            "minority_fraction_target": s.minority_fraction,
+            "imbalance_method": s.imbalance_method,
+            "privacy": s.privacy,
+            "epsilon_target": s.epsilon if dp else None,
+            "epsilon_spent": _num(led.epsilon_spent) if (led and dp) else None,
+            "delta": s.delta if dp else None,
+            "noise_multiplier": _num(led.noise_multiplier) if (led and dp) else None,
+            "sample_rate": _num(led.sample_rate) if (led and dp) else None,
+            "steps": led.steps if led else None,
+            "accountant": s.accountant if dp else None,
+            "engine": s.engine,
+            "mitigation": s.mitigation,
+            "seed": s.seed,
+            "epochs": s.epochs,
+            "batch_size": s.batch_size,
+            "lr": s.lr,
+            "clip": s.clip if dp else None,
+            "layers": ",".join(str(x) for x in (s.layers or ())),
+            "test_fraction": s.test_fraction,
+            "n_train": d.get("n_train"),
+            "train_count_0": d.get("train_count_0"),
+            "train_count_1": d.get("train_count_1"),
+            "test_count_0": d.get("test_count_0"),
+            "test_count_1": d.get("test_count_1"),
+            "accuracy": _num(r.scores.get("accuracy")),
+            "balanced_accuracy": _num(r.scores.get("balanced_accuracy")),
+            "status": r.status,
+            "error": r.error,
+            "seconds": _num(r.seconds),
+            "spec_json": json.dumps(r.spec.to_dict(), sort_keys=True, default=str),
+            "ledger_json": json.dumps(led.to_dict(), default=float) if led else None,
+            "stats_json": json.dumps(r.stats, default=float),
+            "versions_json": json.dumps(r.versions, sort_keys=True),
+            "batch_id": batch_id,
+            "finished_at": now,
+        }
 
     def _transaction(self):
         con = self._con
@@ -373,9 +388,7 @@ class ResultsStore:
             "WHERE r.status = 'done' ORDER BY r.rowid, "
             'CASE m."class" WHEN \'avg/total\' THEN 1 ELSE 0 END, m."class"'
         )
-        if run_ids is not None:
-            df = df[df["run_id"].isin(set(run_ids))]
-        return df.reset_index(drop=True)
+        return _in_order(df, run_ids)
 
     def predictions_frame(self, run_ids: Sequence[str] | None = None) -> pd.DataFrame:
         df = self.query(
@@ -383,9 +396,7 @@ class ResultsStore:
             "JOIN runs r ON r.run_id = p.run_id WHERE r.status = 'done' "
             "ORDER BY r.rowid, p.row"
         )
-        if run_ids is not None:
-            df = df[df["run_id"].isin(set(run_ids))]
-        return df.reset_index(drop=True)
+        return _in_order(df, run_ids)
 
     def study_runs(self, study: str | None = None) -> pd.DataFrame:
         if study is None:
@@ -394,6 +405,18 @@ class ResultsStore:
 
     def studies(self) -> pd.DataFrame:
         return self.query("SELECT * FROM studies ORDER BY updated_at")
+
+    def study_spec(self, name: str) -> dict | None:
+        """The spec a study was last run with (``None`` if the store does not know it)."""
+        row = self._con.execute("SELECT spec_json FROM studies WHERE name = ?", (name,)).fetchone()
+        return None if row is None else json.loads(row[0])
+
+    def study_run_ids(self, name: str) -> list[str]:
+        """A study's runs, in the order of its grid."""
+        rows = self._con.execute(
+            "SELECT run_id FROM study_runs WHERE study = ? ORDER BY rowid", (name,)
+        ).fetchall()
+        return [r[0] for r in rows]
 
     def extras(self, kind: str) -> pd.DataFrame:
         df = self.query("SELECT run_id, payload FROM extras WHERE kind = ?", (kind,))
