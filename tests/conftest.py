@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -187,3 +188,7 @@ def bad_table(request, tmp_path) -> BadTable:
     d = tmp_path / "tables"
     d.mkdir()
     return _make_bad_table(request.param, d)
+
+
+# tests/reproduce_fingerprint.py is imported by the fixture test and its generator script
+sys.path.insert(0, str(Path(__file__).parent))

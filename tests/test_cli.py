@@ -255,9 +255,9 @@ INVALID_PARAMETERS = [
     (["--lr", "0"], ["learning rate must be a positive number; got 0.0"]),
     (["--lr", "-0.1"], ["learning rate must be a positive number"]),
     (["--lr", "inf"], ["learning rate must be a positive number"]),
-    (["--clip", "0"], ["clip bound C must be positive; got 0.0"]),
-    (["--clip", "-1"], ["clip bound C must be positive"]),
-    (["--clip", "nan"], ["clip bound C must be positive"]),
+    (["--clip", "0"], ["clip bound C must be a positive number; got 0.0"]),
+    (["--clip", "-1"], ["clip bound C must be a positive number"]),
+    (["--clip", "nan"], ["clip bound C must be a positive number"]),
     (["--epsilon", "1e-9", "--epochs", "1"], ["cannot be reached", "budget is too small"]),
     (["--non-private", "--epsilon", "1"], ["either --epsilon or --non-private"]),
     (["--seed", "-1"], ["seed must be a non-negative integer"]),
@@ -321,7 +321,9 @@ def test_run_program_bad_input_and_warning(tmp_path, make_table):
     proc = program("run", "--csv", "gaps.csv", "--target", "y", cwd=tmp_path)
     assert_bad_input(proc.returncode, proc.stdout, proc.stderr, "f2 (1 missing)")
     proc = program("run", "--dataset", "pima", "--clip", "0", cwd=tmp_path)
-    assert_bad_input(proc.returncode, proc.stdout, proc.stderr, "clip bound C must be positive")
+    assert_bad_input(
+        proc.returncode, proc.stdout, proc.stderr, "clip bound C must be a positive number"
+    )
     proc = program("run", "--dataset", "pima", "--delta", "0.0005", "--epochs", "1", cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr
     assert proc.stderr.splitlines() == [

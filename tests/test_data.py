@@ -265,7 +265,7 @@ def test_stratified_split_properties(name):
 
 
 def test_stratified_split_bad_fraction():
-    with pytest.raises(ParameterError, match="test_fraction"):
+    with pytest.raises(ParameterError, match="test fraction"):
         stratified_split(np.array([0, 1] * 10), seed=0, test_fraction=1.0)
 
 
@@ -321,7 +321,7 @@ def test_make_imbalanced_undersample_majority_and_refusals():
     assert y.mean() == pytest.approx(0.5, abs=0.01)
     with pytest.raises(ParameterError, match="above the natural share"):
         make_imbalanced(train, ds.y, minority_fraction=0.5, seed=0)
-    with pytest.raises(ParameterError, match="minority_fraction"):
+    with pytest.raises(ParameterError, match="minority fraction"):
         make_imbalanced(train, ds.y, minority_fraction=0.0, seed=0)
     with pytest.raises(ParameterError, match="imbalance_method"):
         make_imbalanced(train, ds.y, minority_fraction=0.1, seed=0, method="smote")

@@ -234,3 +234,47 @@ def test_paired_difference_edge_cases():
     assert math.isnan(paired_difference([0.5], [0.4]).p_value)
     # a constant non-zero shift: the documented p = 0
     assert paired_difference([0.5, 0.6, 0.7], [0.4, 0.5, 0.6]).p_value == 0.0
+
+
+# ---------------------------------------------------------------------- fairness per run
+
+
+def test_fairness_per_run_matches_a_hand_masked_computation():
+    """Each measure, recomputed by masking the rows of each run and class by hand."""
+    from imbalanced_dp.metrics import FAIRNESS, fairness_per_run, per_class_report
+
+    rng = np.random.default_rng(7)
+    rows = []
+    for r in range(6):
+        y = rng.integers(0, 2, 80)
+        pred = np.where(rng.uniform(size=80) < 0.7, y, 1 - y)
+        rep = per_class_report(y, pred)
+        ba = 0.5 * (np.mean(pred[y == 0] == 0) + np.mean(pred[y == 1] == 1))
+        for cls in ("0", "1", "avg/total"):
+            rows.append(
+                {"run_id": f"r{r}", "seed": r, "class": cls, "balanced_accuracy": ba}
+                | rep.loc[cls].to_dict()
+            )
+        # a run missing its minority row is left out, not half-used
+    rows.append(
+        {
+            "run_id": "lonely",
+            "seed": 9,
+            "class": "0",
+            "rec": 1.0,
+            "iba": 1.0,
+            "balanced_accuracy": 0.5,
+        }
+    )
+    frame = pd.DataFrame(rows)
+    out = fairness_per_run(frame, keys=["seed"]).set_index("run_id")
+    assert set(out.columns) == {"seed", *FAIRNESS}
+    assert "lonely" not in out.index and len(out) == 6
+    for rid, g in frame[frame["run_id"] != "lonely"].groupby("run_id"):
+        r0 = g[g["class"] == "0"].iloc[0]
+        r1 = g[g["class"] == "1"].iloc[0]
+        assert out.loc[rid, "recall_gap"] == pytest.approx(r0["rec"] - r1["rec"], abs=1e-15)
+        assert out.loc[rid, "worst_recall"] == min(r0["rec"], r1["rec"])
+        assert out.loc[rid, "iba_gap"] == pytest.approx(r0["iba"] - r1["iba"], abs=1e-15)
+        assert out.loc[rid, "minority_recall"] == r1["rec"]
+        assert out.loc[rid, "balanced_accuracy"] == r0["balanced_accuracy"]

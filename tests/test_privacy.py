@@ -418,9 +418,9 @@ def test_sampling_plan_is_opacus_plan():
         ({"lr": 0.0}, "learning rate must be a positive number; got 0.0"),
         ({"lr": -0.1}, "learning rate must be a positive number"),
         ({"lr": math.inf}, "learning rate must be a positive number"),
-        ({"clip": 0.0}, "clip bound C must be positive; got 0.0"),
-        ({"clip": -1.0}, "clip bound C must be positive"),
-        ({"clip": math.nan}, "clip bound C must be positive"),
+        ({"clip": 0.0}, "clip bound C must be a positive number; got 0.0"),
+        ({"clip": -1.0}, "clip bound C must be a positive number"),
+        ({"clip": math.nan}, "clip bound C must be a positive number"),
     ],
 )
 def test_check_training_params(kwargs, match):

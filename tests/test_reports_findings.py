@@ -10,26 +10,21 @@ import pandas as pd
 import pytest
 from scipy import stats
 
-from imbalanced_dp.metrics import METRICS, paired_difference
-from imbalanced_dp.reports._findings import (
+from imbalanced_dp.metrics import METRICS, clopper_pearson, paired_difference, welch_difference
+from imbalanced_dp.reports import Evidence, compute_evidence, evaluate_claims, finding_sentences
+from imbalanced_dp.reports._claims import (
     CONTRADICTED,
     SUPPORTED,
     UNDECIDED,
-    Evidence,
     claim_1,
     claim_2,
     claim_3,
     claim_4,
-    clopper_pearson,
     combine,
-    compute_evidence,
-    evaluate_claims,
-    finding_sentences,
-    fmt_ci,
     judge_cells,
     part_verdict,
-    welch_difference,
 )
+from imbalanced_dp.reports._format import fmt_ci
 
 UTILITY = (*METRICS, "balanced_accuracy")
 

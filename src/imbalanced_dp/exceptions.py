@@ -33,6 +33,23 @@ class StoreError(ImbalancedDPError):
     """A results store cannot be used (wrong file, incompatible schema)."""
 
 
+class StudyInterrupted(Exception):
+    """A sweep was stopped by Ctrl-C or SIGTERM after what had finished was stored.
+
+    ``exit_code`` is the shell's convention: 130 for Ctrl-C, 143 for SIGTERM. Not a
+    :class:`ImbalancedDPError`: nothing was wrong with the input."""
+
+    def __init__(self, done: int, total: int, *, signum: int = 2) -> None:
+        import signal
+
+        name = "terminated" if signum == signal.SIGTERM else "interrupted"
+        super().__init__(f"{name} after {done} of {total} runs")
+        self.done = done
+        self.total = total
+        self.signum = signum
+        self.exit_code = 128 + int(signum)
+
+
 __all__ = [
     "DataError",
     "ImbalancedDPError",
@@ -40,4 +57,5 @@ __all__ = [
     "PrivacyError",
     "SpecError",
     "StoreError",
+    "StudyInterrupted",
 ]

@@ -17,6 +17,7 @@ from ..data import Dataset
 from ..exceptions import ImbalancedDPError, ParameterError
 from ..models import architecture, hidden_for, lr_for
 from ..privacy import default_delta
+from ..settings import check_setting
 from ._audit import DEFAULT_RADIUS, audit_runs
 from ._mia import VARIANCES, attack_scores
 from ._roc import REPORT_FPRS, BootstrapPlan, paired_gap_ci, summarize_roc
@@ -95,8 +96,13 @@ class AttackConfig:
             raise ParameterError(
                 f"--canaries must be 0 (no audit) or at least 2; got {self.canaries}"
             )
-        if self.epochs < 1:
-            raise ParameterError(f"--epochs must be at least 1; got {self.epochs}")
+        check_setting("epochs", self.epochs, label="--epochs")
+        check_setting("batch_size", self.batch_size, label="--batch-size")
+        check_setting("clip", self.clip, label="clip")
+        if self.lr is not None:
+            check_setting("lr", self.lr, label="--lr")
+        if self.delta is not None:
+            check_setting("delta", self.delta, label="--delta")
         if self.variance not in VARIANCES:
             raise ParameterError(
                 f"variance must be one of {', '.join(VARIANCES)}; got {self.variance!r}"

@@ -119,8 +119,6 @@ def audit(
     fams = tuple(a.strip() for a in attacks.split(",") if a.strip())
     if not fams and canaries == 0:
         raise ParameterError("nothing to do: give --attacks loss,lira or --canaries m > 0")
-    if lr is not None and not lr > 0:
-        raise ParameterError(f"--lr must be a positive number; got {lr}")
     config = AttackConfig(
         privacy=tuple(parse_privacy(privacy)),
         shadows=shadows,

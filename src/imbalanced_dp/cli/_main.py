@@ -311,11 +311,10 @@ def reproduce(seeds, epochs, engine, accountant, out_dir, workers, no_report, qu
     output folder.
     """
     from ..pipeline import reproduce as do_reproduce
+    from ..settings import check_setting
 
-    if seeds < 1:
-        raise ParameterError(f"--seeds must be at least 1; got {seeds}")
-    if epochs < 1:
-        raise ParameterError(f"--epochs must be at least 1; got {epochs}")
+    check_setting("seeds", seeds, label="--seeds")
+    check_setting("epochs", epochs, label="--epochs")
     _check_out_dir(out_dir)
     do_reproduce(
         seeds=seeds,
@@ -514,7 +513,7 @@ def report(store, study_name, out_dir) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     """Run the command line; returns (and exits with) the exit code."""
-    from ..studies import StudyInterrupted
+    from ..exceptions import StudyInterrupted
 
     debug = bool(os.environ.get("IMBALANCED_DP_DEBUG"))
     warnings.showwarning = _warn_line

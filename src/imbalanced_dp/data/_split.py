@@ -13,6 +13,7 @@ import numpy as np
 from sklearn.model_selection import StratifiedShuffleSplit
 
 from ..exceptions import DataError, ParameterError
+from ..settings import check_setting
 from ._dataset import Dataset
 
 IMBALANCE_METHODS = ("subsample_minority", "undersample_majority")
@@ -36,8 +37,7 @@ def stratified_split(
 
     Returns sorted ``(train_rows, test_rows)``.
     """
-    if not 0.0 < test_fraction < 1.0:
-        raise ParameterError(f"test_fraction must be in (0, 1); got {test_fraction}")
+    check_setting("test_fraction", test_fraction)
     splitter = StratifiedShuffleSplit(n_splits=1, test_size=test_fraction, random_state=seed)
     try:
         train, test = next(splitter.split(np.zeros((len(y), 1)), y))
@@ -73,10 +73,7 @@ def make_imbalanced(
         raise ParameterError(
             f"imbalance_method must be one of {', '.join(IMBALANCE_METHODS)}; got {method!r}"
         )
-    if not 0.0 < minority_fraction < 1.0:
-        raise ParameterError(
-            f"minority_fraction must be in (0, 1) or 'natural'; got {minority_fraction}"
-        )
+    check_setting("minority_fraction", minority_fraction)
     pos = rows[y[rows] == 1]
     neg = rows[y[rows] == 0]
     natural = len(pos) / len(rows)

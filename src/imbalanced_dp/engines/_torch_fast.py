@@ -19,7 +19,7 @@ import numpy as np
 from ..exceptions import ParameterError
 from . import _kernel as k
 from ._base import TrainedModel, TrainJob
-from ._fast import pack_jobs, stats_dict
+from ._pack import pack_jobs, stats_dict
 from ._rng import _A, _B, _C, _D, _E, _F, STREAM_AUX, STREAM_INIT, STREAM_NOISE, STREAM_SAMPLE
 
 _M0 = 0xD2511F53

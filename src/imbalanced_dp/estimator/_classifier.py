@@ -33,6 +33,7 @@ from ..privacy import (
     default_delta,
     plan_run,
 )
+from ..settings import SETTINGS
 
 #: Ledger entry of every private fit: the estimator cannot see what the caller fitted on the
 #: same rows before handing them over (PRIVACY.md rule 8).
@@ -285,22 +286,22 @@ class DPMLPClassifier(ClassifierMixin, BaseEstimator):
         return tuple(int(s) for s in sizes)
 
     def _check_params(self) -> None:
-        e = self.epsilon
-        if e is not None and not (_is_number(e) and 0 < e < math.inf):
-            raise self._invalid("epsilon", "a positive finite float or None (no privacy)")
-        d = self.delta
-        if d is not None and not (_is_number(d) and 0 < d < 1):
-            raise self._invalid("delta", "a float in the range (0, 1) or None")
-        c = self.max_grad_norm
-        if not (_is_number(c) and 0 < c < math.inf):
-            raise self._invalid("max_grad_norm", "a positive finite float")
-        if not (_is_int(self.batch_size) and self.batch_size >= 1):
-            raise self._invalid("batch_size", "an int in the range [1, inf)")
-        if not (_is_int(self.epochs) and self.epochs >= 1):
-            raise self._invalid("epochs", "an int in the range [1, inf)")
-        lr = self.learning_rate
-        if not (_is_number(lr) and 0 < lr < math.inf):
-            raise self._invalid("learning_rate", "a positive finite float")
+        # the rules of imbalanced_dp.settings, in scikit-learn's words
+        for param, setting, optional in (
+            ("epsilon", "epsilon", True),
+            ("delta", "delta", True),
+            ("max_grad_norm", "clip", False),
+            ("batch_size", "batch_size", False),
+            ("epochs", "epochs", False),
+            ("learning_rate", "lr", False),
+        ):
+            value = getattr(self, param)
+            if optional and value is None:
+                continue
+            rule = SETTINGS[setting]
+            if rule.problem(value) is not None:
+                none = " or None (no privacy)" if param == "epsilon" else " or None"
+                raise self._invalid(param, rule.expected + (none if optional else ""))
         if not (isinstance(self.accountant, str) and self.accountant in ACCOUNTANTS):
             raise self._invalid("accountant", f"one of {sorted(ACCOUNTANTS)}")
         if not (isinstance(self.engine, str) or callable(getattr(self.engine, "train", None))):

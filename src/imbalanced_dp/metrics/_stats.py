@@ -1,8 +1,12 @@
-"""Confidence intervals and paired comparisons over seeds."""
+"""Confidence intervals, paired and unpaired comparisons over seeds, exact binomial
+intervals."""
 
 from __future__ import annotations
 
 import math
+import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import numpy as np
@@ -86,3 +90,99 @@ def paired_difference(a, b, *, confidence: float = 0.95) -> PairedTest:
     else:
         p = float(stats.ttest_rel(a[keep], b[keep]).pvalue)
     return PairedTest(iv, p)
+
+
+def interval_dict(pt: PairedTest) -> dict:
+    """A paired test as a record: ``mean, half_width, low, high, n, p_value``."""
+    iv = pt.interval
+    return {
+        "mean": iv.mean,
+        "half_width": iv.half_width,
+        "low": iv.low,
+        "high": iv.high,
+        "n": iv.n,
+        "p_value": pt.p_value,
+    }
+
+
+def welch_difference(a, b, *, confidence: float = 0.95) -> dict:
+    """Difference of the means of two independent samples ``mean(a) − mean(b)`` with a
+    Welch (unequal variances) t interval and the two-sided Welch t-test's p-value.
+
+    Used where no pairing exists (two different datasets). ``n`` is ``min(n_a, n_b)``;
+    everything is NaN with fewer than two values on either side.
+    """
+    from scipy import stats
+
+    x = np.asarray(a, dtype=np.float64)
+    y = np.asarray(b, dtype=np.float64)
+    x, y = x[~np.isnan(x)], y[~np.isnan(y)]
+    nx, ny = x.size, y.size
+    mean = float(x.mean() - y.mean()) if nx and ny else math.nan
+    nan = dict.fromkeys(["half_width", "low", "high", "p_value"], math.nan)
+    if nx < 2 or ny < 2:
+        return {"mean": mean, "n": int(min(nx, ny))} | nan
+    vx, vy = x.var(ddof=1) / nx, y.var(ddof=1) / ny
+    se = math.sqrt(vx + vy)
+    if se == 0:
+        p = 1.0 if mean == 0 else 0.0
+        return {
+            "mean": mean,
+            "half_width": 0.0,
+            "low": mean,
+            "high": mean,
+            "n": int(min(nx, ny)),
+            "p_value": p,
+        }
+    df = (vx + vy) ** 2 / (vx**2 / (nx - 1) + vy**2 / (ny - 1))
+    hw = float(stats.t.ppf(0.5 + confidence / 2, df)) * se
+    p = float(2 * stats.t.sf(abs(mean) / se, df))
+    return {
+        "mean": mean,
+        "half_width": hw,
+        "low": mean - hw,
+        "high": mean + hw,
+        "n": int(min(nx, ny)),
+        "p_value": p,
+    }
+
+
+def one_sample_p(mean: float, std: float, n: int) -> float:
+    """Two-sided p-value of the one-sample t-test of "mean = 0" from a summary."""
+    from scipy import stats
+
+    if not (n >= 2 and math.isfinite(mean) and math.isfinite(std)):
+        return math.nan
+    if std == 0:
+        return 1.0 if mean == 0 else 0.0
+    t = mean / (std / math.sqrt(n))
+    return float(2 * stats.t.sf(abs(t), n - 1))
+
+
+def clopper_pearson(k: int, n: int, *, confidence: float = 0.95) -> tuple[float, float]:
+    """Exact binomial confidence interval of a rate ``k / n``."""
+    from scipy import stats
+
+    if n == 0:
+        return math.nan, math.nan
+    a = 1 - confidence
+    lo = 0.0 if k == 0 else float(stats.beta.ppf(a / 2, k, n - k + 1))
+    hi = 1.0 if k == n else float(stats.beta.ppf(1 - a / 2, k + 1, n - k))
+    return lo, hi
+
+
+@contextmanager
+def quiet_constant_differences() -> Iterator[None]:
+    """Silence SciPy's "precision loss" warning for paired differences that are equal up
+    to rounding (e.g. the same count difference over seeds, divided by the same total).
+
+    The t statistic of such differences is huge and its p-value tiny, which is the right
+    answer (the difference is the same on every seed); only the warning is noise.
+    """
+    with warnings.catch_warnings():
+        warnings.filterwarnings(
+            "ignore",
+            message="Precision loss occurred in moment calculation",
+            category=RuntimeWarning,
+        )
+        yield

@@ -487,22 +487,25 @@ def check_training_params(
     lr: float | None = None,
     clip: float | None = None,
 ) -> None:
-    """Raise :class:`ParameterError` unless 1 ≤ batch ≤ n, epochs ≥ 1, lr > 0, C > 0."""
-    if not 1 <= batch_size <= n:
+    """Raise :class:`ParameterError` unless 1 ≤ batch ≤ n, epochs ≥ 1, lr > 0, C > 0 (the
+    rules of :mod:`imbalanced_dp.settings`)."""
+    from ..settings import SETTINGS, check_setting
+
+    if SETTINGS["batch_size"].problem(batch_size) is not None or batch_size > n:
         raise ParameterError(
             f"batch size must be between 1 and the {n} training rows; got {batch_size}"
         )
-    if epochs < 1:
-        raise ParameterError(f"epochs must be at least 1; got {epochs}")
-    if lr is not None and not (lr > 0 and math.isfinite(lr)):
-        raise ParameterError(f"learning rate must be a positive number; got {lr}")
-    if clip is not None and not (clip > 0 and math.isfinite(clip)):
-        raise ParameterError(f"clip bound C must be positive; got {clip}")
+    check_setting("epochs", epochs)
+    if lr is not None:
+        check_setting("lr", lr)
+    if clip is not None:
+        check_setting("clip", clip)
 
 
 def check_epsilon(epsilon: float) -> None:
-    if not (epsilon > 0 and math.isfinite(epsilon)):
-        raise ParameterError(f"epsilon must be a positive number; got {epsilon}")
+    from ..settings import check_setting
+
+    check_setting("epsilon", epsilon)
 
 
 def check_delta(delta: float, n: int) -> None:

@@ -7,7 +7,9 @@ DataFrames, and :func:`build_report` writes everything and ``report.html``.
 """
 
 from ._build import build_report
+from ._claims import CLAIMS, VERDICTS, ClaimResult, evaluate_claims
 from ._data import ReportData, load_report_data
+from ._evidence import Evidence, compute_evidence
 from ._figures import (
     class_distribution_figure,
     confusion_figure,
@@ -18,15 +20,7 @@ from ._figures import (
     save_figure,
     training_split_figure,
 )
-from ._findings import (
-    CLAIMS,
-    VERDICTS,
-    ClaimResult,
-    Evidence,
-    compute_evidence,
-    evaluate_claims,
-    finding_sentences,
-)
+from ._prose import finding_sentences
 from ._sections import SECTION_PROVIDERS, Section, register_section_provider
 from ._tables import (
     cells,

@@ -2,7 +2,7 @@
 one self-contained ``report.html``.
 
 The steps stay apart: :func:`~._data.load_report_data` reads the numbers,
-:func:`~._findings.compute_evidence` and :func:`~._findings.evaluate_claims` decide the
+:func:`~._evidence.compute_evidence` and :func:`~._claims.evaluate_claims` decide the
 claims, the ``*_figure`` functions of :mod:`._figures` draw, and this module writes files
 and assembles the page.
 """
@@ -17,7 +17,9 @@ from pathlib import Path
 
 import pandas as pd
 
+from ._claims import ClaimResult, evaluate_claims
 from ._data import ReportData, load_report_data, seeds_text
+from ._evidence import Evidence, compute_evidence, reference_fractions
 from ._figures import (
     class_distribution_figure,
     confusion_figure,
@@ -29,16 +31,9 @@ from ._figures import (
     save_figure,
     training_split_figure,
 )
-from ._findings import (
-    ClaimResult,
-    Evidence,
-    compute_evidence,
-    evaluate_claims,
-    finding_sentences,
-    fmt_share,
-    reference_fractions,
-)
+from ._format import fmt_share
 from ._html import Numbering, badge, claim_html, esc, page
+from ._prose import finding_sentences
 from ._sections import SECTION_PROVIDERS, Section
 from ._tables import cells as metric_cells
 from ._tables import (
@@ -609,7 +604,7 @@ def _mitigation_section(ctx: _Context) -> Section | None:
 
 
 def _ci_text(mean, low, high) -> str:
-    from ._findings import fmt_ci
+    from ._format import fmt_ci
 
     return fmt_ci(float(mean), float(low), float(high), digits=3, signed=True)
 

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
+from ..metrics import quiet_constant_differences
 from ..studies._aggregate import (
     FULL_SETTING,
     SETTING,
@@ -29,7 +30,6 @@ from ..studies._aggregate import (
     store_frame,
 )
 from ..studies._store import ResultsStore
-from ._findings import quiet_constant_differences
 
 
 @dataclass

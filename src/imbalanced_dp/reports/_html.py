@@ -13,8 +13,9 @@ from collections.abc import Iterable
 
 import pandas as pd
 
+from ._claims import CONTRADICTED, SUPPORTED, ClaimResult
 from ._figures import SavedFigure
-from ._findings import CONTRADICTED, SUPPORTED, ClaimResult, fmt_ci
+from ._format import fmt_ci
 from ._sections import Section
 
 CSS = """

@@ -24,7 +24,8 @@ import numpy as np
 import pandas as pd
 
 from ..exceptions import StoreError
-from ..metrics import METRICS, mean_ci, paired_difference
+from ..metrics import FAIRNESS, METRICS, mean_ci, paired_difference
+from ..metrics import fairness_per_run as metrics_fairness_per_run
 from ._store import ResultsStore
 
 SETTING = ["dataset", "fraction", "privacy", "mitigation"]
@@ -180,24 +181,11 @@ def aggregate_metrics(df: pd.DataFrame, *, confidence: float = 0.95) -> pd.DataF
 
 
 def fairness_per_run(df: pd.DataFrame) -> pd.DataFrame:
-    """Per run: recall gap (majority − minority), worst-class recall, IBA gap, plus the
-    minority class's recall and the balanced accuracy. Class 0 is the majority (label 1 is
-    the minority by convention)."""
+    """Per run: the fairness measures of :mod:`imbalanced_dp.metrics` (recall gap, worst
+    recall, IBA gap, minority recall, balanced accuracy) with the run's full setting and
+    seed."""
     df = with_configs(df)
-    c0 = df[df["class"] == "0"].set_index("run_id")
-    c1 = df[df["class"] == "1"].set_index("run_id")
-    common = c0.index.intersection(c1.index)
-    c0, c1 = c0.loc[common], c1.loc[common]
-    out = c0[[*FULL_SETTING, "base_config", "dp_config", "seed"]].copy()
-    out["recall_gap"] = c0["rec"] - c1["rec"]
-    out["worst_recall"] = np.minimum(c0["rec"], c1["rec"])
-    out["iba_gap"] = c0["iba"] - c1["iba"]
-    out["minority_recall"] = c1["rec"]
-    out["balanced_accuracy"] = c0["balanced_accuracy"]
-    return out.reset_index()
-
-
-FAIRNESS = ("recall_gap", "worst_recall", "iba_gap", "minority_recall", "balanced_accuracy")
+    return metrics_fairness_per_run(df, keys=[*FULL_SETTING, "base_config", "dp_config", "seed"])
 
 
 def aggregate_fairness(df: pd.DataFrame, *, confidence: float = 0.95) -> pd.DataFrame:

@@ -17,7 +17,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..exceptions import ParameterError, StoreError
+from ..exceptions import ParameterError, StoreError, StudyInterrupted
 from ..privacy import CalibrationKey
 from ._backends import Backend, get_backend
 from ._execute import Batch, RunResult, check_run, make_plan
@@ -38,20 +38,6 @@ from ._store import ResultsStore
 #: sweep at a known point instead of racing a clock.
 _PAUSE_AFTER = "IMBALANCED_DP_TEST_PAUSE_AFTER"
 _PAUSE_FILE = "IMBALANCED_DP_TEST_PAUSE_FILE"
-
-
-class StudyInterrupted(Exception):
-    """Raised after Ctrl-C or SIGTERM, once what had finished is stored.
-
-    ``exit_code`` is the shell's convention: 130 for Ctrl-C, 143 for SIGTERM."""
-
-    def __init__(self, done: int, total: int, *, signum: int = signal.SIGINT) -> None:
-        name = "terminated" if signum == signal.SIGTERM else "interrupted"
-        super().__init__(f"{name} after {done} of {total} runs")
-        self.done = done
-        self.total = total
-        self.signum = signum
-        self.exit_code = 128 + int(signum)
 
 
 class _Terminated(KeyboardInterrupt):

@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import hashlib
 import json
-import math
 from dataclasses import asdict, dataclass, field, replace
 from functools import lru_cache
 
 from ..data import Dataset, load_csv, load_dataset
 from ..exceptions import ParameterError
 from ..models import architecture, hidden_for, lr_for
-from ..privacy import check_accountant, check_epsilon, default_delta
+from ..privacy import check_accountant, default_delta
+from ..settings import check_setting
 
 #: Bumped whenever a change of the code changes results for the same spec; part of run_id.
 #: 2: noise keys (secret by default, research mode from the seed and the whole setting),
@@ -92,22 +92,19 @@ class RunSpec:
 
     def __post_init__(self) -> None:
         if self.epsilon is not None:
-            check_epsilon(self.epsilon)
+            check_setting("epsilon", self.epsilon)
         check_accountant(self.accountant)
-        if self.delta is not None and not 0 < self.delta < 1:
-            raise ParameterError(f"delta must be in (0, 1); got {self.delta}")
-        if self.epochs < 1:
-            raise ParameterError(f"epochs must be at least 1; got {self.epochs}")
-        if self.batch_size < 1:
-            raise ParameterError(f"batch size must be at least 1; got {self.batch_size}")
-        if self.lr is not None and not (self.lr > 0 and math.isfinite(self.lr)):
-            raise ParameterError(f"learning rate must be a positive number; got {self.lr}")
-        if not self.clip > 0:
-            raise ParameterError(f"clip bound C must be positive; got {self.clip}")
-        if not 0 < self.test_fraction < 1:
-            raise ParameterError(f"test fraction must be in (0, 1); got {self.test_fraction}")
-        if self.seed < 0:
-            raise ParameterError(f"seed must be a non-negative integer; got {self.seed}")
+        if self.delta is not None:
+            check_setting("delta", self.delta)
+        check_setting("epochs", self.epochs)
+        check_setting("batch_size", self.batch_size)
+        if self.lr is not None:
+            check_setting("lr", self.lr)
+        check_setting("clip", self.clip)
+        check_setting("test_fraction", self.test_fraction)
+        if self.minority_fraction is not None:
+            check_setting("minority_fraction", self.minority_fraction)
+        check_setting("seed", self.seed)
 
     @property
     def private(self) -> bool:

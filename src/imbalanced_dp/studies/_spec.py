@@ -33,7 +33,6 @@ every run instead (PRIVACY.md rule 9).
 
 from __future__ import annotations
 
-import math
 import tomllib
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -42,6 +41,7 @@ from ..data import IMBALANCE_METHODS
 from ..engines import engine_names
 from ..exceptions import SpecError
 from ..privacy import ACCOUNTANTS
+from ..settings import SETTINGS
 from ._runspec import DatasetRef, RunSpec
 
 KEYS = (
@@ -170,18 +170,17 @@ def _err(key: str, expected: str, got) -> SpecError:
     return SpecError(f"study spec key {key!r}: expected {expected}; got {got!r}")
 
 
-def _pos_number(key: str, v, *, integer: bool = False, upper: float | None = None):
-    ok = isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v) and v > 0
-    if integer:
-        ok = ok and float(v).is_integer()
-    if upper is not None:
-        ok = ok and v < upper
-    if not ok:
-        what = "a positive integer" if integer else "a positive number"
-        if upper is not None:
-            what += f" below {upper:g}"
-        raise _err(key, what, v)
-    return int(v) if integer else float(v)
+def _setting(key: str, v, name: str):
+    """A numeric spec value checked by the rule of setting ``name``
+    (:mod:`imbalanced_dp.settings`), refused in the spec's words."""
+    rule = SETTINGS[name]
+    why = rule.problem(v)
+    if why is not None:
+        words = "a positive integer" if rule.integer else "a positive number"
+        if rule.high is not None:
+            words = f"a number in {rule.interval}, i.e. positive and below {rule.high:g}"
+        raise _err(key, f"{words} ({rule.label} {why})", v)
+    return int(v) if rule.integer else float(v)
 
 
 def _choice(key: str, v, options) -> str:
@@ -242,8 +241,7 @@ def spec_from_dict(d: dict, *, base: Path | None = None, name: str = "study") ->
             if v == "natural":
                 out.append(None)
             else:
-                ok = isinstance(v, int | float) and not isinstance(v, bool) and 0 < v < 1
-                if not ok:
+                if SETTINGS["minority_fraction"].problem(v) is not None:
                     raise _err("minority_fractions", '"natural" or numbers in (0, 1)', v)
                 out.append(float(v))
         spec.minority_fractions = out
@@ -253,11 +251,11 @@ def spec_from_dict(d: dict, *, base: Path | None = None, name: str = "study") ->
             raise _err("privacy", 'a non-empty list of "none" or positive epsilons', pr)
         out_p: list[float | None] = []
         for v in pr:
-            out_p.append(None if v == "none" else _pos_number("privacy", v))
+            out_p.append(None if v == "none" else _setting("privacy", v, "epsilon"))
         spec.privacy = out_p
     if "delta" in d:
         v = d["delta"]
-        spec.delta = None if v == "auto" else _pos_number("delta", v, upper=1.0)
+        spec.delta = None if v == "auto" else _setting("delta", v, "delta")
     if "reproducible" in d:
         v = d["reproducible"]
         if not isinstance(v, bool):
@@ -281,11 +279,11 @@ def spec_from_dict(d: dict, *, base: Path | None = None, name: str = "study") ->
             raise _err("seeds", "a count >= 1 or a list of non-negative integers", s)
     for key in ("epochs", "batch_size"):
         if key in d:
-            setattr(spec, key, _pos_number(key, d[key], integer=True))
+            setattr(spec, key, _setting(key, d[key], key))
     if "lr" in d:
-        spec.lr = None if d["lr"] == "preset" else _pos_number("lr", d["lr"])
+        spec.lr = None if d["lr"] == "preset" else _setting("lr", d["lr"], "lr")
     if "clip" in d:
-        spec.clip = _pos_number("clip", d["clip"])
+        spec.clip = _setting("clip", d["clip"], "clip")
     if "layers" in d:
         v = d["layers"]
         if v == "preset":
@@ -303,7 +301,7 @@ def spec_from_dict(d: dict, *, base: Path | None = None, name: str = "study") ->
     if "engine" in d:
         spec.engine = _choice("engine", d["engine"], tuple(engine_names()))
     if "test_fraction" in d:
-        spec.test_fraction = _pos_number("test_fraction", d["test_fraction"], upper=1.0)
+        spec.test_fraction = _setting("test_fraction", d["test_fraction"], "test_fraction")
     if "imbalance_method" in d:
         spec.imbalance_method = _choice(
             "imbalance_method", d["imbalance_method"], IMBALANCE_METHODS
