@@ -78,5 +78,11 @@ def test_public_api_resolves():
         "write_report",
     }
     assert expected <= set(imbalanced_dp.__all__)
-    for name in imbalanced_dp.__all__:
-        assert getattr(imbalanced_dp, name) is not None, name
+    assert isinstance(imbalanced_dp.__version__, str)
+    for name in set(imbalanced_dp.__all__) - {"__version__"}:
+        obj = getattr(imbalanced_dp, name)
+        # the very object its defining module exports, not a stand-in
+        module = getattr(obj, "__module__", "") or ""
+        assert module.startswith("imbalanced_dp."), (name, module)
+        home = importlib.import_module(module)
+        assert getattr(home, name) is obj, name

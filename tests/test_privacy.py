@@ -199,7 +199,14 @@ def test_opacus_get_noise_multiplier_golden():
             target_epsilon=8, target_delta=1e-5, sample_rate=0.04, epochs=90, accountant="prv"
         )
     assert round(rdp, 3) == 1.416
-    assert prv == 1.34765625
+    # PRIVACY.md records 1.34765625, the end of Opacus's bisection on this machine. The
+    # bisection's path compares numerical ε values with the target, so another CPU may end
+    # one step away; what Opacus promises is ε within its 0.01 window below the target.
+    assert prv == pytest.approx(1.34765625, abs=2 * 0.01 * 1.35 / 8)
+    eps = epsilon_spent(
+        noise_multiplier=prv, sample_rate=0.04, steps=int(90 / 0.04), delta=1e-5, accountant="prv"
+    )
+    assert 8 - 0.02 <= eps <= 8 + 1e-9
 
 
 @pytest.mark.parametrize(

@@ -504,18 +504,11 @@ def test_report_renders_in_headless_chromium(built, tmp_path):
         f"--user-data-dir={tmp_path / 'profile'}",
         "--hide-scrollbars",
         "--window-size=1280,2400",
-        "--enable-logging=stderr",
-        "--v=1",
         f"--screenshot={shot}",
         path.as_uri(),
     ]
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=120, check=False)
     assert proc.returncode == 0, proc.stderr[-2000:]
-    log = proc.stderr
-    console = [ln for ln in log.splitlines() if ":CONSOLE" in ln]
-    assert not console, console
-    loaded = re.findall(r"FileURLLoader::Start: (\S+)", log)
-    assert loaded == [path.as_uri()], loaded  # nothing but the page itself
     img = imread(shot)
     assert img.shape[0] == 2400
     assert img.shape[1] == 1280
@@ -523,6 +516,8 @@ def test_report_renders_in_headless_chromium(built, tmp_path):
     assert gray.std() > 0.05  # not blank
     assert (gray < 0.5).mean() > 0.01  # text and figures drawn
 
+    # The DOM as Chromium rendered it (not its log, whose format changes between versions):
+    # the expected sections, every figure embedded, and nothing loaded from elsewhere.
     dom = subprocess.run(
         [*cmd[:-2], "--dump-dom", path.as_uri()],
         capture_output=True,
@@ -531,10 +526,16 @@ def test_report_renders_in_headless_chromium(built, tmp_path):
         check=False,
     )
     assert dom.returncode == 0
-    assert "Findings: the study's claims" in dom.stdout
-    assert dom.stdout.count("data:image/png;base64,") == len(
+    page = dom.stdout
+    assert "Findings: the study's claims" in page
+    assert page.count("data:image/png;base64,") == len(
         list((path.parent / "figures").glob("*.png"))
     )
+    refs = re.findall(r'(?:src|href)\s*=\s*"([^"]*)"', page)
+    external = [r for r in refs if not (r.startswith(("data:", "#")) or r == "")]
+    assert external == [], external[:5]
+    assert "<script" not in page.lower()
+    assert "@import" not in page and "url(http" not in page
 
 
 def test_report_of_sparse_settings(tmp_path):

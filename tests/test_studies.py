@@ -187,27 +187,51 @@ def test_rerun_skips_stored_runs(tmp_path):
     assert len(store.done_ids()) == 6
 
 
-def test_a_failing_batch_is_recorded_and_the_sweep_goes_on(tmp_path):
+class _FailingEngine:
+    """An engine that fails when it trains (as a worker's out-of-memory would)."""
+
+    name = "failing"
+    batched = True
+    relative_cost = 1.0
+    clip_rules = ("standard",)
+    devices = ("cpu",)
+
+    def train(self, jobs, *, device="cpu", threads=None):
+        raise RuntimeError("the accelerator caught fire")
+
+
+def test_a_failing_batch_is_recorded_and_the_sweep_goes_on(tmp_path, monkeypatch):
+    from imbalanced_dp.engines import _base
+
+    monkeypatch.setitem(_base._ENGINES, "failing", _FailingEngine)
     store = ResultsStore(tmp_path / "s.sqlite")
-    # the Opacus engine implements plain DP-SGD only: this batch fails when it trains
     specs = [
         *_tiny(seeds=1),
-        RunSpec(
-            DatasetRef(name="pima"),
-            seed=0,
-            epsilon=2.0,
-            epochs=3,
-            engine="opacus",
-            mitigation="dpsgd_f",
-        ),
+        RunSpec(DatasetRef(name="pima"), seed=0, epsilon=2.0, epochs=3, engine="failing"),
     ]
     out = run_runs(specs, store, workers=1, quiet=True)
     assert out.done == 2 and out.failed == 1
-    assert "dpsgd_f" in out.failures[0] or "DPSGD-F" in out.failures[0]
+    assert "caught fire" in out.failures[0]
     failed = store.runs_frame(status="failed")
-    assert len(failed) == 1 and "fast" in failed["error"].iloc[0]
+    assert len(failed) == 1 and "RuntimeError" in failed["error"].iloc[0]
+    assert "Traceback" in failed["error"].iloc[0]  # an unexpected failure keeps its trace
     again = run_runs(specs, store, workers=1, quiet=True)  # failed runs are retried
     assert (again.skipped, again.failed) == (2, 1)
+
+
+def test_a_mitigation_the_engine_cannot_run_is_refused_before_anything_runs(tmp_path):
+    store = ResultsStore(tmp_path / "s.sqlite")
+    spec = RunSpec(
+        DatasetRef(name="pima"),
+        seed=0,
+        epsilon=2.0,
+        epochs=3,
+        engine="opacus",
+        mitigation="dpsgd_f",
+    )
+    with pytest.raises(ParameterError, match="opacus engine implements standard"):
+        run_runs([*_tiny(seeds=1), spec], store, workers=1, quiet=True)
+    assert store.status_counts() == {}
 
 
 def _consistent(path: Path) -> tuple[int, int]:

@@ -20,14 +20,15 @@ from .studies import (
     ResultsStore,
     StudyInterrupted,
     StudySpec,
+    aggregate_metrics,
     preset,
+    require_one_config,
     run_runs,
     store_frame,
     study_tables,
     validate_runs,
     versions,
 )
-from .studies._aggregate import aggregate_metrics, require_one_config
 
 Echo = Callable[[str], None]
 
@@ -137,7 +138,7 @@ def reproduce(
 
 
 def _write_tables(folder: Path, t3: pd.DataFrame, t4: pd.DataFrame, seeds: int) -> None:
-    from .reports._tables import to_latex, to_markdown
+    from .reports import to_latex, to_markdown
 
     folder.mkdir(parents=True, exist_ok=True)
     caps = {

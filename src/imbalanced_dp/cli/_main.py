@@ -407,9 +407,8 @@ def study_run(
     skip stored runs; Ctrl-C stores what finished and tells how to resume.
     """
     from ..pipeline import run_study
-    from ..studies import load_spec
+    from ..studies import StudySpec, load_spec
     from ..studies import preset as get_preset
-    from ..studies._spec import StudySpec
 
     if max_batch < 1:
         raise ParameterError(f"--max-batch must be at least 1; got {max_batch}")

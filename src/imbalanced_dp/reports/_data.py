@@ -15,9 +15,10 @@ import numpy as np
 import pandas as pd
 
 from ..metrics import quiet_constant_differences
-from ..studies._aggregate import (
+from ..studies import (
     FULL_SETTING,
     SETTING,
+    ResultsStore,
     aggregate_fairness,
     aggregate_metrics,
     cost_of_privacy,
@@ -29,7 +30,6 @@ from ..studies._aggregate import (
     privacy_order,
     store_frame,
 )
-from ..studies._store import ResultsStore
 
 
 @dataclass

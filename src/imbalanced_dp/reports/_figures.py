@@ -22,7 +22,7 @@ from matplotlib.figure import Figure
 from matplotlib.ticker import FixedLocator, NullLocator
 
 from ..metrics import METRICS
-from ..studies._aggregate import fraction_order, privacy_order
+from ..studies import fraction_order, privacy_order
 
 CLASS_COLORS = {"0": "#0072B2", "1": "#D55E00", "avg/total": "#555555"}
 PALETTE = ("#0072B2", "#D55E00", "#009E73", "#CC79A7", "#E69F00", "#56B4E9", "#000000")
@@ -611,7 +611,6 @@ def mitigation_effects_figure(effects: pd.DataFrame, measure: str = "minority_re
     measure : str
         A ``measure`` of ``effects``, e.g. ``"minority_recall"``.
     """
-    from ..studies._aggregate import privacy_order
 
     e = effects[effects["measure"] == measure]
     if "natural" in set(e["fraction"]):

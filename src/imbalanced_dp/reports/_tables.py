@@ -11,7 +11,7 @@ import math
 import pandas as pd
 
 from ..metrics import METRICS
-from ..studies._aggregate import fraction_order, privacy_order
+from ..studies import fraction_order, privacy_order
 
 CLASS_ORDER = ("0", "1", "avg/total")
 

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import math
 import platform
-import time
 import traceback
 import warnings
 from collections.abc import Sequence
@@ -18,7 +17,7 @@ import numpy as np
 
 from ..data import SCALING_NOTE, Dataset, PreparedSplit, prepare_split
 from ..engines import RunConfig, TrainJob, get_engine, public_stats
-from ..exceptions import ImbalancedDPError
+from ..exceptions import ImbalancedDPError, ParameterError
 from ..metrics import per_class_report, run_scores
 from ..mitigations import Configured, get_mitigation
 from ..privacy import (
@@ -163,6 +162,12 @@ def check_run(spec: RunSpec, dataset: Dataset | None = None) -> RunCheck:
     r = spec.resolve()
     mit = get_mitigation(r.mitigation)
     params = mit.validate(dict(r.mitigation_params), private=r.private)
+    engine = get_engine(r.engine)
+    if r.private and mit.clip_rule not in engine.clip_rules:
+        raise ParameterError(
+            f"the {r.engine} engine implements {', '.join(engine.clip_rules)} clipping only; "
+            f"mitigation {r.mitigation!r} needs {mit.clip_rule!r}: use --engine fast"
+        )
     split = get_split(r, dataset, mit.holdout(params))
     n = split.n_train
     check_training_params(n=n, batch_size=r.batch_size, epochs=r.epochs, lr=r.lr, clip=r.clip)
@@ -341,21 +346,14 @@ def execute_batch(batch: Batch) -> list[RunResult]:
 
 
 def train_prepared(prepared: Sequence[PreparedRun], *, threads: int = 1) -> list[RunResult]:
-    """Train prepared runs of one engine and architecture together and evaluate them."""
-    engine_name = prepared[0].spec.engine
-    engine = get_engine(engine_name)
+    """Train prepared runs of one engine and architecture together and evaluate them (each
+    model's ``seconds`` is its share of the engine's time)."""
+    engine = get_engine(prepared[0].spec.engine)
     jobs = [
         TrainJob(p.split.X_train, p.split.y_train, _arch(p), p.config, p.weights) for p in prepared
     ]
-    t0 = time.perf_counter()
     models = engine.train(jobs, threads=threads)
-    elapsed = time.perf_counter() - t0
-    results = []
-    for p, m in zip(prepared, models):
-        if engine_name == "fast":
-            m.seconds = elapsed / len(models)
-        results.append(evaluate(p, m))
-    return results
+    return [evaluate(p, m) for p, m in zip(prepared, models)]
 
 
 def _arch(p: PreparedRun):
