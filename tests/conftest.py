@@ -13,6 +13,11 @@ import pytest
 
 # numba compiles once per machine (cached); keep worker pools small on CI's two cores.
 os.environ.setdefault("IMBALANCED_DP_THREADS", "2")
+# Calibrations are cached in a folder of this test session, never in the user's cache.
+if "IMBALANCED_DP_CACHE_DIR" not in os.environ:
+    import tempfile
+
+    os.environ["IMBALANCED_DP_CACHE_DIR"] = tempfile.mkdtemp(prefix="imbalanced-dp-cache-")
 
 
 @pytest.fixture

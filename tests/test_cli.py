@@ -140,7 +140,7 @@ def test_run_json_dp(capsys, workdir):
     assert d["epsilon_target"] == 2.0
     assert 2.0 - 0.01 <= d["epsilon_spent"] <= 2.0
     assert d["delta"] == 1e-4
-    assert d["accountant"] == "prv"
+    assert d["accountant"] == "pld"  # the default accountant
     assert (d["sample_rate"], d["steps"], d["epochs"], d["batch_size"]) == (0.1, 20, 2, 64)
     assert (d["lr"], d["clip"], d["seed"], d["engine"]) == (0.01, 1.0, 0, "fast")
     assert d["minority_fraction"] == pytest.approx(214 / 614)
@@ -258,7 +258,10 @@ INVALID_PARAMETERS = [
     (["--clip", "0"], ["clip bound C must be a positive number; got 0.0"]),
     (["--clip", "-1"], ["clip bound C must be a positive number"]),
     (["--clip", "nan"], ["clip bound C must be a positive number"]),
-    (["--epsilon", "1e-9", "--epochs", "1"], ["cannot be reached", "budget is too small"]),
+    (
+        ["--epsilon", "1e-9", "--epochs", "1", "--accountant", "rdp"],
+        ["cannot be reached", "budget is too small"],
+    ),
     (["--non-private", "--epsilon", "1"], ["either --epsilon or --non-private"]),
     (["--seed", "-1"], ["seed must be a non-negative integer"]),
     (["--test-fraction", "1.5"], ["test fraction must be in (0, 1)"]),
@@ -448,7 +451,7 @@ def test_reproduce_privacy_columns(reproduced):
             continue
         assert r["sample_rate"] == pytest.approx(1 / per_epoch)
         assert r["delta"] == 1e-4
-        assert r["accountant"] == "prv"
+        assert r["accountant"] == "pld"
         assert r["clip"] == 1.0
         assert r["epsilon_target"] - 0.01 <= r["epsilon_spent"] <= r["epsilon_target"]
         # the stored ε is what the accountant gives for the stored mechanism
@@ -459,7 +462,7 @@ def test_reproduce_privacy_columns(reproduced):
             sample_rate=r["sample_rate"],
             steps=int(r["steps"]),
             delta=r["delta"],
-            accountant="prv",
+            accountant="pld",
         )
         assert again == pytest.approx(r["epsilon_spent"], rel=1e-9)
 

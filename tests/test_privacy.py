@@ -302,6 +302,51 @@ def test_prv_calibration_never_overshoots(epsilon, q, steps, delta):
     assert dp_accounting_pld_epsilon(sigma, q, steps, delta) == pytest.approx(eps, abs=0.02)
 
 
+@settings(max_examples=25, deadline=None)
+@example(epsilon=8.0, batches_per_epoch=10, epochs=500, delta=1e-4)  # the study's pima
+@example(epsilon=1.0, batches_per_epoch=8, epochs=500, delta=1e-4)  # breast_cancer
+@example(epsilon=0.7, batches_per_epoch=1, epochs=3, delta=1e-4)  # q = 1
+@given(
+    epsilon=st.floats(0.3, 12.0),
+    batches_per_epoch=st.integers(1, 300),
+    epochs=st.integers(1, 200),
+    delta=st.sampled_from([1e-3, 1e-4, 1e-5, 1e-6, 1e-7]),
+)
+def test_pld_calibration_never_overshoots(epsilon, batches_per_epoch, epochs, delta):
+    """The default accountant (dp-accounting's PLD, pessimistic): calibration stays in the
+    window, and Opacus's PRV, an independent numerical accountant, agrees with its ε within
+    PRV's own error (0.01) plus PLD's discretisation. (PLD needs no more noise than RDP at
+    the study's settings, but at very small ε and δ its discretisation can cost a little
+    more: RDP is not a bound on it.)"""
+    q = 1.0 / batches_per_epoch
+    steps = batches_per_epoch * epochs
+    sigma, eps = _check_calibration(epsilon, q, steps, delta, "pld")
+    if steps <= 20_000:  # PRV takes seconds beyond
+        prv = epsilon_spent(
+            noise_multiplier=sigma, sample_rate=q, steps=steps, delta=delta, accountant="prv"
+        )
+        assert prv == pytest.approx(eps, abs=0.02)
+
+
+def test_pld_is_an_upper_bound_of_the_exact_gaussian_epsilon():
+    """q = 1: ten Gaussian steps are one Gaussian mechanism with μ = √10 / σ, whose exact ε
+    (Balle & Wang 2018) the pessimistic PLD must never undercut, and must meet within its
+    discretisation."""
+    from scipy.optimize import brentq
+    from scipy.stats import norm
+
+    mu = math.sqrt(10) / 2.0
+
+    def delta_of(e):
+        return norm.cdf(-e / mu + mu / 2) - math.exp(e) * norm.cdf(-e / mu - mu / 2)
+
+    exact = brentq(lambda e: delta_of(e) - 1e-4, 0.01, 50)
+    eps = epsilon_spent(
+        noise_multiplier=2.0, sample_rate=1.0, steps=10, delta=1e-4, accountant="pld"
+    )
+    assert exact <= eps <= exact + 0.01
+
+
 def test_prv_calibrates_below_the_rdp_floor():
     """Opacus's RDP orders stop at 63, so RDP cannot certify an ε below about 0.103 at
     δ = 1e-5 however large σ is; PRV can. PRV calibration used to start from the RDP
@@ -359,7 +404,7 @@ def test_calibration_rejects_bad_epsilon(bad):
         ({"sample_rate": 0.0}, "sample rate must be in"),
         ({"sample_rate": 1.5}, "sample rate must be in"),
         ({"steps": 0}, "steps must be at least 1"),
-        ({"accountant": "gdp"}, "accountant must be one of prv, rdp"),
+        ({"accountant": "gdp"}, "accountant must be one of pld, prv, rdp"),
     ],
 )
 def test_calibration_rejects_bad_parameters(kwargs, match):

@@ -13,6 +13,7 @@ from pathlib import Path
 import pandas as pd
 
 from .exceptions import StoreError
+from .privacy import DEFAULT_ACCOUNTANT
 from .studies import (
     DEFAULT_STORE,
     PREDICTION_COLUMNS,
@@ -43,7 +44,7 @@ def reproduce(
     seeds: int = 10,
     epochs: int = 500,
     engine: str = "fast",
-    accountant: str = "prv",
+    accountant: str = DEFAULT_ACCOUNTANT,
     out_dir: Path = Path("reproduce-results"),
     workers: int | None = None,
     report: bool = True,

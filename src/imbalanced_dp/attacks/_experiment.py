@@ -16,7 +16,7 @@ import numpy as np
 from ..data import Dataset
 from ..exceptions import ImbalancedDPError, ParameterError
 from ..models import architecture, hidden_for, lr_for
-from ..privacy import default_delta
+from ..privacy import DEFAULT_ACCOUNTANT, default_delta
 from ..settings import check_setting
 from ._audit import DEFAULT_RADIUS, audit_runs
 from ._mia import VARIANCES, attack_scores
@@ -74,7 +74,7 @@ class AttackConfig:
     clip: float = 1.0
     hidden: tuple[int, ...] | None = None
     delta: float | None = None
-    accountant: str = "prv"
+    accountant: str = DEFAULT_ACCOUNTANT
     attacks: tuple[str, ...] = ("loss", "lira")
     variance: str = "global"
     bootstrap: int = 200

@@ -20,6 +20,7 @@ from ..engines import FastEngine, RunConfig, TrainJob
 from ..exceptions import ParameterError
 from ..models import Architecture
 from ..privacy import (
+    DEFAULT_ACCOUNTANT,
     check_accountant,
     check_delta,
     check_training_params,
@@ -76,7 +77,7 @@ class TrainingSettings:
     lr: float = 0.01
     clip: float = 1.0
     delta: float = 1e-4
-    accountant: str = "prv"
+    accountant: str = DEFAULT_ACCOUNTANT
 
     def check(self, n: int) -> None:
         check_training_params(

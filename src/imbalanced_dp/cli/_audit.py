@@ -8,6 +8,7 @@ from pathlib import Path
 import click
 
 from ..exceptions import ParameterError
+from . import _choices
 from ._main import _dataset_ref, _echo_err, _layers, dataset_options
 
 
@@ -59,7 +60,13 @@ from ._main import _dataset_ref, _echo_err, _layers, dataset_options
     metavar="D",
     help="δ (default 1e-4, or smaller for large tables).",
 )
-@click.option("--accountant", type=click.Choice(["prv", "rdp"]), default="prv", show_default=True)
+@click.option(
+    "--accountant",
+    type=_choices.ACCOUNTANT,
+    default=_choices.default_accountant,
+    show_default="pld",
+    help="pld (dp-accounting's PLD: tight, fast), prv (Opacus's PRV) or rdp (Opacus's RDP).",
+)
 @click.option(
     "--attacks",
     default="loss,lira",

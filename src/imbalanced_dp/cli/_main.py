@@ -15,6 +15,7 @@ from pathlib import Path
 import click
 
 from ..exceptions import ImbalancedDPError, ParameterError
+from . import _choices
 
 PROG = "imbalanced-dp"
 
@@ -190,8 +191,14 @@ def datasets(as_json: bool) -> None:
     "repeated bit for bit. The guarantee then assumes the seed stays secret (the ledger "
     "says so); without it the noise comes from a secret key that is never stored.",
 )
-@click.option("--engine", type=click.Choice(["fast", "opacus"]), default="fast", show_default=True)
-@click.option("--accountant", type=click.Choice(["prv", "rdp"]), default="prv", show_default=True)
+@click.option("--engine", type=_choices.ENGINE, default="fast", show_default=True)
+@click.option(
+    "--accountant",
+    type=_choices.ACCOUNTANT,
+    default=_choices.default_accountant,
+    show_default="pld",
+    help="pld (dp-accounting's PLD: tight, fast), prv (Opacus's PRV) or rdp (Opacus's RDP).",
+)
 @click.option(
     "--minority-fraction",
     type=float,
@@ -201,7 +208,7 @@ def datasets(as_json: bool) -> None:
 )
 @click.option(
     "--imbalance-method",
-    type=click.Choice(["subsample_minority", "undersample_majority"]),
+    type=_choices.IMBALANCE_METHOD,
     default="subsample_minority",
     show_default=True,
 )
@@ -288,8 +295,14 @@ def run(
     help="Seeds per setting (0 … N−1).",
 )
 @click.option("--epochs", type=int, default=500, show_default=True, metavar="N")
-@click.option("--engine", type=click.Choice(["fast", "opacus"]), default="fast", show_default=True)
-@click.option("--accountant", type=click.Choice(["prv", "rdp"]), default="prv", show_default=True)
+@click.option("--engine", type=_choices.ENGINE, default="fast", show_default=True)
+@click.option(
+    "--accountant",
+    type=_choices.ACCOUNTANT,
+    default=_choices.default_accountant,
+    show_default="pld",
+    help="pld (dp-accounting's PLD: tight, fast), prv (Opacus's PRV) or rdp (Opacus's RDP).",
+)
 @click.option(
     "--out",
     "out_dir",
@@ -341,7 +354,7 @@ def study() -> None:
 @click.argument("spec_file", required=False, type=click.Path(dir_okay=False, path_type=Path))
 @click.option(
     "--preset",
-    type=click.Choice(["paper", "imbalance", "mitigation"]),
+    type=_choices.PRESET,
     default=None,
     help="A named study instead of a spec file.",
 )
@@ -352,7 +365,7 @@ def study() -> None:
     default=None,
     help="Results store (default: imbalanced-dp-results/results.sqlite).",
 )
-@click.option("--backend", type=click.Choice(["local", "ray"]), default="local", show_default=True)
+@click.option("--backend", type=_choices.BACKEND, default="local", show_default=True)
 @click.option(
     "--address",
     default=None,

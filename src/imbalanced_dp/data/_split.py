@@ -10,7 +10,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-from sklearn.model_selection import StratifiedShuffleSplit
 
 from ..exceptions import DataError, ParameterError
 from ..settings import check_setting
@@ -38,6 +37,8 @@ def stratified_split(
     Returns sorted ``(train_rows, test_rows)``.
     """
     check_setting("test_fraction", test_fraction)
+    from sklearn.model_selection import StratifiedShuffleSplit
+
     splitter = StratifiedShuffleSplit(n_splits=1, test_size=test_fraction, random_state=seed)
     try:
         train, test = next(splitter.split(np.zeros((len(y), 1)), y))

@@ -27,6 +27,7 @@ from ..exceptions import ParameterError
 from ..models import DEFAULT_HIDDEN, DEFAULT_LR, architecture
 from ..privacy import (
     ACCOUNTANTS,
+    DEFAULT_ACCOUNTANT,
     ONCE_LAPLACE,
     PrivacyWarning,
     QuerySpec,
@@ -129,8 +130,9 @@ class DPMLPClassifier(ClassifierMixin, BaseEstimator):
         Passes over the data; the number of steps is fixed in advance from it.
     learning_rate : float, default=0.01
         Step size of (noisy) SGD.
-    accountant : {"prv", "rdp"}, default="prv"
-        Opacus's accountant used to calibrate and report ε: PRV (tighter) or RDP.
+    accountant : {"pld", "prv", "rdp"}, default="pld"
+        The accountant that calibrates and reports ε: dp-accounting's PLD (tight and
+        fast), Opacus's PRV (tight) or Opacus's RDP (looser).
     engine : str or engine object, default="fast"
         Training engine by name (:func:`~imbalanced_dp.engines.get_engine`: ``"fast"`` or
         ``"opacus"``), or any object with the engine's ``train`` method.
@@ -246,7 +248,7 @@ class DPMLPClassifier(ClassifierMixin, BaseEstimator):
         batch_size: int = 64,
         epochs: int = 500,
         learning_rate: float = DEFAULT_LR,
-        accountant: str = "prv",
+        accountant: str = DEFAULT_ACCOUNTANT,
         engine: str | Engine = "fast",
         class_weight: dict | str | None = None,
         random_state: int | np.random.RandomState | None = None,

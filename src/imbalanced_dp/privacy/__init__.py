@@ -10,6 +10,8 @@ from ._accounting import (
     CALIBRATION_TOLERANCE,
     DEFAULT_ACCOUNTANT,
     DELTA_CAP,
+    PLD_DISCRETIZATION,
+    PLD_MIN_SIGMA,
     PRV_MAX_POINTS,
     AccountingLimit,
     Calibration,
@@ -30,6 +32,7 @@ from ._accounting import (
     prv_points,
     sampling_plan,
 )
+from ._cache import FileCache, LayeredCache, cache_dir, user_cache
 from ._ledger import (
     ADJACENCY,
     ADJACENCY_NOTE,
@@ -67,6 +70,8 @@ __all__ = [
     "HYPERPARAMETER_NOTE",
     "NOISE_NOTE",
     "ONCE_LAPLACE",
+    "PLD_DISCRETIZATION",
+    "PLD_MIN_SIGMA",
     "PRV_MAX_POINTS",
     "PUBLIC_N_NOTE",
     "RESEARCH_NOISE",
@@ -79,6 +84,8 @@ __all__ = [
     "Calibration",
     "CalibrationCache",
     "CalibrationKey",
+    "FileCache",
+    "LayeredCache",
     "MemoryCache",
     "PrivacyLedger",
     "PrivacyWarning",
@@ -87,6 +94,7 @@ __all__ = [
     "SamplingPlan",
     "TrainingPlan",
     "accountant_version",
+    "cache_dir",
     "calibrate_noise_multiplier",
     "calibration_key",
     "check_accountant",
@@ -101,4 +109,5 @@ __all__ = [
     "prv_points",
     "research_key",
     "sampling_plan",
+    "user_cache",
 ]

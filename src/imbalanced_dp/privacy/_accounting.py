@@ -1,11 +1,15 @@
 """Noise calibration and epsilon accounting, by maintained accountants.
 
 Nothing here composes privacy losses by hand: every epsilon of a subsampled Gaussian
-mechanism comes from Opacus's RDP or PRV accountant (PRIVACY.md rule 1). What is ours is the
-search for the noise multiplier: a bracketed, safeguarded secant search on the accountant's
-own epsilon, which never returns a sigma whose epsilon exceeds the target (rule 2) and stops
-within ``tolerance`` of it; and a guard that refuses, before any memory is spent, an
-evaluation the PRV accountant cannot do in bounded memory.
+mechanism comes from a maintained accountant (PRIVACY.md rule 1): Google's dp-accounting
+PLD accountant (``pld``, the default: privacy loss distributions with a pessimistic
+discretisation, tight like PRV and about ten times faster at the study's step counts, and
+without PyTorch), Opacus's PRV accountant (``prv``) or Opacus's RDP accountant (``rdp``).
+What is ours is the search for the noise multiplier: a bracketed, safeguarded secant search
+on the accountant's own epsilon, which never returns a sigma whose epsilon exceeds the
+target (rule 2) and stops within ``tolerance`` of it; guards that refuse, before any memory
+is spent, an evaluation an accountant cannot do in bounded memory; and a persistent cache
+of calibrations (:mod:`._cache`).
 """
 
 from __future__ import annotations
@@ -18,12 +22,22 @@ from typing import Protocol
 
 from ..exceptions import ParameterError, PrivacyError
 
-#: Accountants by name: Opacus's mechanism names.
+#: Accountants by name.
 ACCOUNTANTS: dict[str, str] = {
+    "pld": (
+        "dp-accounting PLDAccountant (privacy loss distributions, pessimistic estimate; "
+        "Meiser & Mohammadi 2018, Koskela et al. 2020)"
+    ),
     "prv": "Opacus PRVAccountant (privacy random variables, Gopi et al. 2021)",
     "rdp": "Opacus RDPAccountant (Renyi DP, Mironov 2017)",
 }
-DEFAULT_ACCOUNTANT = "prv"
+DEFAULT_ACCOUNTANT = "pld"
+#: Value discretisation of the PLD accountant: its pessimistic estimate is an upper bound
+#: of epsilon, looser by about this much than the exact value.
+PLD_DISCRETIZATION = 1e-3
+#: Smallest noise multiplier the PLD accountant is asked about: below, its distributions
+#: grow to gigabytes (a target epsilon of hundreds, which protects nothing).
+PLD_MIN_SIGMA = 0.2
 #: Calibrated epsilon lies in [target - CALIBRATION_TOLERANCE, target].
 CALIBRATION_TOLERANCE = 0.01
 _MAX_SIGMA = 1e5
@@ -47,11 +61,13 @@ class EpsilonTooLarge(PrivacyError):
     """A target ε so large that no noise the accountant can vouch for reaches it."""
 
 
-def accountant_version() -> str:
-    """``"opacus X.Y.Z"``, read from the installed metadata (importing Opacus takes seconds)."""
+def accountant_version(accountant: str = DEFAULT_ACCOUNTANT) -> str:
+    """The library and version computing ``accountant``'s epsilon (``"dp-accounting
+    0.6.0"``, ``"opacus 1.6.0"``), from the installed metadata (nothing is imported)."""
     from importlib.metadata import version
 
-    return f"opacus {version('opacus')}"
+    lib = "dp-accounting" if accountant == "pld" else "opacus"
+    return f"{lib} {version(lib)}"
 
 
 def check_accountant(name: str) -> str:
@@ -191,12 +207,40 @@ def _prv_points(sigma: float, q: float, steps: int, delta: float) -> int:
     return int(size) if math.isfinite(size) else 2**62
 
 
+def _pld_epsilon(sigma: float, q: float, steps: int, delta: float) -> float:
+    if sigma < PLD_MIN_SIGMA:
+        raise AccountingLimit(
+            f"the pld accountant is not asked about noise multipliers below {PLD_MIN_SIGMA} "
+            f"(got {sigma:.3g}): its distributions would need gigabytes"
+        )
+    import dp_accounting
+    from dp_accounting import pld
+
+    acc = pld.PLDAccountant(
+        neighboring_relation=dp_accounting.NeighboringRelation.ADD_OR_REMOVE_ONE,
+        value_discretization_interval=PLD_DISCRETIZATION,
+    )
+    event = dp_accounting.PoissonSampledDpEvent(q, dp_accounting.GaussianDpEvent(sigma))
+    acc.compose(dp_accounting.SelfComposedDpEvent(event, steps))
+    return float(acc.get_epsilon(delta))
+
+
 @lru_cache(maxsize=4096)
 def _epsilon(sigma: float, q: float, steps: int, delta: float, accountant: str) -> float:
     import numpy as np
-    from opacus.accountants import create_accountant
 
     check_accountant(accountant)
+    if accountant == "pld":
+        with np.errstate(all="ignore"):
+            eps = _pld_epsilon(sigma, q, steps, delta)
+        if not math.isfinite(eps):
+            raise PrivacyError(
+                f"the pld accountant returned a non-finite epsilon for noise multiplier "
+                f"{sigma:.4g}, q={q:.4g}, {steps} steps at delta={delta}"
+            )
+        return eps
+    from opacus.accountants import create_accountant
+
     if accountant == "prv":
         points = _prv_points(sigma, q, steps, delta)
         if points > PRV_MAX_POINTS:
@@ -230,17 +274,21 @@ def calibrate(
     tolerance: float = CALIBRATION_TOLERANCE,
 ) -> Calibration:
     """The noise multiplier of ``key`` and the ε it spends, from ``cache`` when it holds
-    the key (then stored there if it did not).
+    the key (then stored there if it did not); the default cache is this process's memory
+    in front of the user's calibration cache file (:func:`._cache.user_cache`).
 
     The σ returned satisfies ``key.epsilon - tolerance <= ε(σ) <= key.epsilon`` by the
     accountant itself. A target the accountant cannot reach (too small for these steps) or
     cannot evaluate in bounded memory (too large) raises
     :class:`~imbalanced_dp.exceptions.PrivacyError` at once.
     """
-    if cache is not None:
-        got = cache.get(key)
-        if got is not None:
-            return got
+    if cache is None:
+        from ._cache import user_cache
+
+        cache = user_cache()
+    got = cache.get(key)
+    if got is not None:
+        return got
     check_accountant(key.accountant)
     check_epsilon(key.epsilon)
     if not 0 < key.delta < 1:
@@ -256,8 +304,7 @@ def calibrate(
         noise_multiplier=sigma,
         epsilon_spent=_epsilon(sigma, key.sample_rate, key.steps, key.delta, key.accountant),
     )
-    if cache is not None:
-        cache.put(key, cal)
+    cache.put(key, cal)
     return cal
 
 
@@ -317,34 +364,52 @@ def _too_large(target: float, delta: float, q: float, steps: int, accountant: st
 
 @lru_cache(maxsize=1024)
 def _calibrate(target: float, delta: float, q: float, steps: int, accountant: str, tol: float):
-    if accountant == "prv":
-        # Bracket with the RDP accountant first: it is cheap at any sigma and its conversion
-        # is looser, so its sigma is an upper bracket for PRV's. The PRV search then starts
-        # where PRV can evaluate in bounded memory, or refuses at once.
-        # (RDP cannot certify very small targets at all, its orders stop at 63: PRV then
-        # searches alone, at large sigma, where it is cheap.)
-        try:
-            hi0 = _calibrate(target, delta, q, steps, "rdp", tol)
-        except EpsilonTooLarge:
-            raise _too_large(
-                target, delta, q, steps, accountant, "even the RDP bound needs sigma below 0.001"
-            ) from None
-        except PrivacyError:
-            hi0 = None
-        if hi0 is not None and _prv_points(hi0, q, steps, delta) > PRV_MAX_POINTS:
+    if accountant == "rdp":
+        return _search(target, delta, q, steps, accountant, tol, start=None)
+    # PLD and PRV: bracket with the RDP accountant first. It is cheap at any sigma and its
+    # conversion is looser, so its sigma is an upper bracket; it also refuses absurd targets
+    # at once (sigma below 0.001). RDP cannot certify very small targets at all (its orders
+    # stop at 63): the search then starts from the GDP guess, at large sigma, where the
+    # numerical accountants are cheap.
+    try:
+        hi0 = _calibrate(target, delta, q, steps, "rdp", tol)
+    except EpsilonTooLarge:
+        raise _too_large(
+            target, delta, q, steps, accountant, "even the RDP bound needs sigma below 0.001"
+        ) from None
+    except PrivacyError:
+        hi0 = None
+    if accountant == "pld":
+        if hi0 is not None and hi0 < PLD_MIN_SIGMA:
             raise _too_large(
                 target,
                 delta,
                 q,
                 steps,
                 accountant,
-                "its numerical composition would need gigabytes; --accountant rdp can",
+                f"the noise multiplier would fall below {PLD_MIN_SIGMA}, where its "
+                "distributions need gigabytes",
             )
         return _search(target, delta, q, steps, accountant, tol, start=hi0)
-    return _search(target, delta, q, steps, accountant, tol, start=None)
+    # PRV: PLD computes nearly the same epsilon ten times faster, so its calibration is the
+    # starting point and PRV usually confirms it in one or two evaluations.
+    if hi0 is not None and _prv_points(hi0, q, steps, delta) > PRV_MAX_POINTS:
+        raise _too_large(
+            target,
+            delta,
+            q,
+            steps,
+            accountant,
+            "its numerical composition would need gigabytes; --accountant rdp can",
+        )
+    try:
+        start = _calibrate(target, delta, q, steps, "pld", tol / 4)
+    except PrivacyError:
+        start = hi0
+    return _search(target, delta, q, steps, accountant, tol, start=start, step0=1.005)
 
 
-def _search(target, delta, q, steps, accountant, tol, *, start) -> float:
+def _search(target, delta, q, steps, accountant, tol, *, start, step0: float = 1.04) -> float:
     def eps(s: float) -> float:
         return _epsilon(s, q, steps, delta, accountant)
 
@@ -358,7 +423,7 @@ def _search(target, delta, q, steps, accountant, tol, *, start) -> float:
         guess = _gdp_guess(target, delta, q, steps) * (1.06 if accountant == "rdp" else 1.0)
         g = guess if math.isfinite(guess) and guess > 0 else 1.0
         g = min(max(g, _MIN_SIGMA), _MAX_SIGMA)
-    step = 1.04
+    step = step0
     e_g = eps(g)
     if e_g <= target:
         hi, e_hi = g, e_g
@@ -410,12 +475,15 @@ def _search(target, delta, q, steps, accountant, tol, *, start) -> float:
                     f"and {steps} steps: the budget is too small"
                 )
             e_hi = eps(hi)
+    if target - e_hi <= tol:
+        return hi
     # Invariant: e_lo > target >= e_hi and lo < hi. Secant steps on log(eps) against
     # log(sigma) through the two latest evaluations, aimed at the middle of the accepted
     # window and kept at least a tenth of the bracket away from its ends, so the bracket
     # shrinks every step and the search cannot stall.
-    aim = math.log(target - tol / 2)
-    p0, p1 = (math.log(lo), math.log(e_lo)), (math.log(hi), math.log(e_hi))
+    aim = math.log(max(target - tol / 2, target / 2))  # (tiny targets: inside the window)
+    floor = 1e-300  # a numerical accountant may report exactly 0 (δ met at ε = 0)
+    p0, p1 = (math.log(lo), math.log(e_lo)), (math.log(hi), math.log(max(e_hi, floor)))
     for _ in range(200):
         if target - e_hi <= tol or hi - lo <= 1e-12 * hi:
             break
@@ -431,7 +499,7 @@ def _search(target, delta, q, steps, accountant, tol, *, start) -> float:
             e = eps(s)
         except AccountingLimit:
             e = math.inf  # cannot vouch for it: treat as above the target
-        p0, p1 = p1, (x, math.log(e) if math.isfinite(e) else p1[1] + 1.0)
+        p0, p1 = p1, (x, math.log(max(e, floor)) if math.isfinite(e) else p1[1] + 1.0)
         if e <= target:
             hi, e_hi = s, e
         else:

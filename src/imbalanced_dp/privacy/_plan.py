@@ -227,7 +227,7 @@ class TrainingPlan:
             steps=self.steps,
             clip=clip,
             accountant=self.accountant,
-            accountant_version=accountant_version(),
+            accountant_version=accountant_version(self.accountant),
             noise_multiplier=self.noise_multiplier,
             sample_rate=self.sample_rate,
             expected_batch_size=self.expected_batch_size,
@@ -312,7 +312,7 @@ def plan_run(
     delta : float, optional
         δ of the guarantee; default :func:`~imbalanced_dp.privacy.default_delta` of
         ``n_rows`` (or ``n``). δ ≥ 1/n is refused, δ > 1/(10 n) warns.
-    accountant : {"prv", "rdp"}
+    accountant : {"pld", "prv", "rdp"}
     queries : sequence of QuerySpec
         The run's private queries besides the gradient sum.
     reproducible : bool

@@ -14,6 +14,7 @@ from ..privacy import (
     MemoryCache,
     PrivacyWarning,
     accountant_version,
+    user_cache,
 )
 from ._execute import Batch, check_run
 from ._runspec import RunSpec
@@ -55,25 +56,33 @@ def validate_runs(specs: Sequence[RunSpec]) -> list[tuple[str, RunSpec]]:
 
 
 class StoreCalibrations:
-    """The calibration cache of a sweep: the store's table (for this accountant version)
-    behind the memory of this process."""
+    """The calibration cache of a sweep: this process's memory, then the store's table (for
+    the accountant's version), then the user's calibration cache; what is computed goes to
+    all three."""
 
     def __init__(self, store: ResultsStore) -> None:
         self.store = store
-        self.version = accountant_version()
         self.memory = MemoryCache()
+        self.user = user_cache()
 
     def get(self, key: CalibrationKey) -> Calibration | None:
         got = self.memory.get(key)
+        if got is not None:
+            return got
+        version = accountant_version(key.accountant)
+        got = self.store.get_calibration(key, version)
         if got is None:
-            got = self.store.get_calibration(key, self.version)
+            got = self.user.get(key)
             if got is not None:
-                self.memory.put(key, got)
+                self.store.put_calibration(key, got, version)
+        if got is not None:
+            self.memory.put(key, got)
         return got
 
     def put(self, key: CalibrationKey, value: Calibration) -> None:
         self.memory.put(key, value)
-        self.store.put_calibration(key, value, self.version)
+        self.store.put_calibration(key, value, accountant_version(key.accountant))
+        self.user.put(key, value)
 
     def snapshot(self) -> dict:
         """What a batch carries to its worker."""

@@ -10,7 +10,7 @@ from functools import lru_cache
 from ..data import Dataset, load_csv, load_dataset
 from ..exceptions import ParameterError
 from ..models import architecture, hidden_for, lr_for
-from ..privacy import check_accountant, default_delta
+from ..privacy import DEFAULT_ACCOUNTANT, check_accountant, default_delta
 from ..settings import check_setting
 
 #: Bumped whenever a change of the code changes results for the same spec; part of run_id.
@@ -81,7 +81,7 @@ class RunSpec:
     lr: float | None = None
     clip: float = 1.0
     layers: tuple[int, ...] | None = None
-    accountant: str = "prv"
+    accountant: str = DEFAULT_ACCOUNTANT
     engine: str = "fast"
     test_fraction: float = 0.2
     minority_fraction: float | None = None

@@ -15,7 +15,7 @@ with the training settings shared by all its runs::
     lr = "preset"                           # the dataset's preset, or a number
     clip = 1.0
     layers = "preset"                       # the dataset's preset, or e.g. [20, 10, 10]
-    accountant = "prv"                      # or "rdp"
+    accountant = "pld"                      # or "prv", "rdp"
     engine = "fast"                         # or "opacus"
     test_fraction = 0.2
     imbalance_method = "subsample_minority" # or "undersample_majority"
@@ -40,7 +40,7 @@ from pathlib import Path
 from ..data import IMBALANCE_METHODS
 from ..engines import engine_names
 from ..exceptions import SpecError
-from ..privacy import ACCOUNTANTS
+from ..privacy import ACCOUNTANTS, DEFAULT_ACCOUNTANT
 from ..settings import SETTINGS
 from ._runspec import DatasetRef, RunSpec
 
@@ -113,7 +113,7 @@ class StudySpec:
     lr: float | None = None
     clip: float = 1.0
     layers: tuple[int, ...] | None = None
-    accountant: str = "prv"
+    accountant: str = DEFAULT_ACCOUNTANT
     engine: str = "fast"
     test_fraction: float = 0.2
     imbalance_method: str = "subsample_minority"
