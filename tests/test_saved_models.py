@@ -13,8 +13,13 @@ import pytest
 import skops.io as sio
 
 from imbalanced_dp import DPMLPClassifier, load_dataset, prepare_split
-from imbalanced_dp.models import FORMAT, FORMAT_VERSION, ModelFileError, load_model
-from imbalanced_dp.models._saved import SAVED_SCALER_NOTE
+from imbalanced_dp.models import (
+    FORMAT,
+    FORMAT_VERSION,
+    SAVED_SCALER_NOTE,
+    ModelFileError,
+    load_model,
+)
 from test_cli import assert_bad_input, cli, listing
 
 

@@ -65,7 +65,7 @@ def reproduce(
     validate_runs(runs)  # every input problem surfaces before anything is written
     out_dir = Path(out_dir)
     if report:
-        from .reports._folder import check_report_dir
+        from .reports import check_report_dir
 
         check_report_dir(out_dir / "report", flag="--out")
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -188,12 +188,12 @@ def run_study(
     path = Path(store_path) if store_path else DEFAULT_STORE
     out = Path(report_dir) if report_dir else path.parent / f"{path.stem}-report"
     if report:
-        from .reports._folder import check_report_dir
+        from .reports import check_report_dir
 
         check_report_dir(out, flag="--report-dir")
     ray_started = False
     if backend == "ray":
-        from .studies._ray import DEFAULT_CONNECT_TIMEOUT, connect_ray
+        from .studies import DEFAULT_CONNECT_TIMEOUT, connect_ray
 
         timeout = DEFAULT_CONNECT_TIMEOUT if connect_timeout is None else connect_timeout
         ray_started = connect_ray(address, workers=workers or default_workers(), timeout=timeout)

@@ -454,7 +454,7 @@ def predict(model_path, csv_path, sep, out_path) -> None:
     import numpy as np
     import pandas as pd
 
-    from ..data._csv import load_features
+    from ..data import load_features
     from ..models import load_model
 
     if out_path is not None and not out_path.parent.is_dir():
@@ -637,7 +637,7 @@ STORE_HELP = (
 @study.command("keys")
 def study_keys() -> None:
     """List every key of a study spec (TOML) with its meaning and default."""
-    from ..studies._spec import keys_text
+    from ..studies import keys_text
 
     click.echo(keys_text())
     click.echo("\nAn example: examples/study.toml in the source; reference: docs/protocol.md.")
@@ -737,7 +737,7 @@ def report(store, study_name, out_dir, force) -> None:
     is never replaced without --force.
     """
     from ..pipeline import open_existing_store, write_report
-    from ..reports._folder import check_report_dir, default_report_dir
+    from ..reports import check_report_dir, default_report_dir
 
     if out_dir is not None:
         check_report_dir(out_dir, force=force)

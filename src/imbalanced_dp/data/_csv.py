@@ -412,7 +412,7 @@ def load_csv(
     selection = f"\0{json.dumps(chosen)}" if chosen != [c for c in columns if c != target] else ""
     fp = hashlib.sha256(raw + f"\0{target}\0{pos}{selection}".encode()).hexdigest()
     return Dataset(
-        name=_stem(p),
+        name=table_name(p),
         X=X,
         y=y,
         feature_names=tuple(chosen),
@@ -487,9 +487,9 @@ def load_features(
     return X
 
 
-def _stem(path: Path) -> str:
-    """The table's name: the file name without ``.csv``, ``.csv.gz``, ``.gz``..."""
-    name = path.name
+def table_name(path: str | os.PathLike[str]) -> str:
+    """A table's name: its file name without ``.csv``, ``.csv.gz``, ``.gz``..."""
+    name = Path(path).name
     for suffix in (".gz", ".csv", ".tsv", ".txt"):
         if name.lower().endswith(suffix) and len(name) > len(suffix):
             name = name[: -len(suffix)]

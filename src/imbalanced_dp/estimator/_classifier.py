@@ -591,7 +591,7 @@ class DPMLPClassifier(ClassifierMixin, BaseEstimator):
             ``path``.
         """
         from ..models import SavedModel
-        from ..studies._execute import versions
+        from ..studies import versions
 
         check_is_fitted(self)
         classes = np.asarray(self.classes_)

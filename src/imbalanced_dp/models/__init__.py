@@ -12,7 +12,14 @@ from ._mlp import (
     lr_for,
     parse_layers,
 )
-from ._saved import FORMAT, FORMAT_VERSION, ModelFileError, SavedModel, load_model
+from ._saved import (
+    FORMAT,
+    FORMAT_VERSION,
+    SAVED_SCALER_NOTE,
+    ModelFileError,
+    SavedModel,
+    load_model,
+)
 
 __all__ = [
     "DEFAULT_HIDDEN",
@@ -21,6 +28,7 @@ __all__ = [
     "FORMAT_VERSION",
     "HIDDEN_PRESETS",
     "LR_PRESETS",
+    "SAVED_SCALER_NOTE",
     "Architecture",
     "ModelFileError",
     "SavedModel",

@@ -35,6 +35,7 @@ import json
 import os
 import zipfile
 from dataclasses import dataclass, field
+from itertools import pairwise
 from pathlib import Path
 
 import numpy as np
@@ -130,49 +131,30 @@ class SavedModel:
                 f"{self.scaler_mean.size}"
             )
 
-    # ------------------------------------------------------------------ building
-
-    @classmethod
-    def from_run(cls, result, prepared, dataset) -> SavedModel:
-        """The model of one finished run (``run_single(..., keep_model=True)``)."""
-        from ..studies._execute import versions
-
-        trained = result.model
-        split = prepared.split
-        ledger = result.ledger.to_dict()
-        if result.spec.private:
-            ledger["not_covered"] = [*ledger.get("not_covered", []), SAVED_SCALER_NOTE]
-        threshold = result.stats.get("threshold")
-        return cls(
-            layers=tuple(trained.arch.sizes),
-            params=trained.params,
-            feature_names=tuple(dataset.feature_names),
-            scaler_mean=split.scaler_mean,
-            scaler_scale=split.scaler_scale,
-            class_names=tuple(dataset.class_names),
-            kind="run",
-            threshold=None if threshold is None else float(threshold),
-            target=dataset.extra.get("target"),
-            ledger=ledger,
-            run={"run_id": result.run_id, "dataset": dataset.name, **result.spec.to_dict()},
-            versions=versions(),
-        )
-
     # ------------------------------------------------------------------ applying
 
     def predict_proba(self, X: np.ndarray) -> np.ndarray:
         """P(label 0) and P(label 1) of raw (unscaled) rows, columns in ``feature_names``
         order."""
-        from ..engines import TrainedModel
-
         X = np.asarray(X, dtype=np.float64)
         if X.ndim != 2 or X.shape[1] != self.layers[0]:
             raise DataError(
                 f"the model reads {self.layers[0]} features; got an array of shape {X.shape}"
             )
         with np.errstate(all="ignore"):
-            Z = (X - self.scaler_mean) / self.scaler_scale
-            return TrainedModel(Architecture(self.layers), self.params).predict_proba(Z)
+            h = (X - self.scaler_mean) / self.scaler_scale
+            # the layers as the engines store them: per layer W (out × in), then b
+            off, n_layers = 0, len(self.layers) - 1
+            for i, (a, b) in enumerate(pairwise(self.layers)):
+                W = self.params[off : off + a * b].reshape(b, a)
+                bias = self.params[off + a * b : off + a * b + b]
+                off += a * b + b
+                h = h @ W.T + bias
+                if i < n_layers - 1:
+                    h = np.maximum(h, 0.0)
+            z = h - h.max(axis=1, keepdims=True)
+            e = np.exp(z)
+            return e / e.sum(axis=1, keepdims=True)
 
     def decide(self, p_positive: np.ndarray) -> np.ndarray:
         """Label 1 where ``p_positive`` reaches the threshold (or exceeds 0.5 without one)."""

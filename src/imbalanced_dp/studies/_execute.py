@@ -456,7 +456,32 @@ def run_single(spec: RunSpec, *, threads: int = 1, keep_model: bool = False) -> 
         raise RuntimeError(err.splitlines()[0])
     res.versions = versions()
     if keep_model:
-        from ..models import SavedModel
-
-        res.model = SavedModel.from_run(res, prepared, ds)
+        res.model = saved_model(res, prepared, ds)
     return res
+
+
+def saved_model(result: RunResult, prepared: PreparedRun, dataset: Dataset):
+    """The :class:`~imbalanced_dp.models.SavedModel` of a finished run whose result kept its
+    trained model: weights, the split's scaling, the table's names, the decision threshold
+    and the ledger, which lists the saved scaling as released in the clear."""
+    from ..models import SAVED_SCALER_NOTE, SavedModel
+
+    ledger = result.ledger.to_dict()
+    if result.spec.private:
+        ledger["not_covered"] = [*ledger.get("not_covered", []), SAVED_SCALER_NOTE]
+    threshold = result.stats.get("threshold")
+    trained = result.model
+    return SavedModel(
+        layers=tuple(trained.arch.sizes),
+        params=trained.params,
+        feature_names=tuple(dataset.feature_names),
+        scaler_mean=prepared.split.scaler_mean,
+        scaler_scale=prepared.split.scaler_scale,
+        class_names=tuple(dataset.class_names),
+        kind="run",
+        threshold=None if threshold is None else float(threshold),
+        target=dataset.extra.get("target"),
+        ledger=ledger,
+        run={"run_id": result.run_id, "dataset": dataset.name, **result.spec.to_dict()},
+        versions=versions(),
+    )

@@ -55,7 +55,7 @@ class DatasetRef:
         if self.features is not None and self.drop is not None:
             raise ParameterError("give either --features or --drop, not both")
         if self.sep is not None:
-            from ..data._csv import parse_sep
+            from ..data import parse_sep
 
             object.__setattr__(self, "sep", parse_sep(self.sep))
             if self.sep == ",":
@@ -68,11 +68,9 @@ class DatasetRef:
     def label(self) -> str:
         if self.name is not None:
             return self.name
-        from pathlib import Path
+        from ..data import table_name
 
-        from ..data._csv import _stem
-
-        return _stem(Path(self.csv or ""))
+        return table_name(self.csv or "")
 
     def to_dict(self) -> dict:
         d = {k: v for k, v in asdict(self).items() if v is not None}
