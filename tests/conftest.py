@@ -158,6 +158,29 @@ def _make_bad_table(kind: str, d: Path) -> BadTable:
             None,
             ("f1 (2 missing)", "f3 (1 missing, 2 infinite)", "impute"),
         )
+    if kind == "values that overflow":
+        # finite, but standardising it overflows float64 (issue 16 item 4)
+        t["f2"] = t["f2"].astype(float)
+        t.loc[3, "f2"] = 1e300
+        t.to_csv(d / "t.csv", index=False)
+        return BadTable(
+            d / "t.csv", "y", None, ("values too large to standardise", "f2 (largest", "1e+300")
+        )
+    if kind == "semicolon separator":
+        t.to_csv(d / "t.csv", index=False, sep=";")
+        return BadTable(
+            d / "t.csv", "y", None, ("read as a single column", "contains ';'", "--sep ';'")
+        )
+    if kind == "tab separator":
+        t.to_csv(d / "t.tsv", index=False, sep="\t")
+        return BadTable(d / "t.tsv", "y", None, ("contains a tab", "--sep '\\t'"))
+    if kind == "broken gzip":
+        return BadTable(
+            _write(d / "t.csv.gz", b"\x1f\x8b\x08\x00garbage"),
+            "y",
+            None,
+            ("not a valid gzip file",),
+        )
     if kind == "too few of a class":
         small_table(50, 4).to_csv(d / "t.csv", index=False)
         return BadTable(d / "t.csv", "y", None, ("class '1' has 4 rows", "at least 5"))
@@ -183,6 +206,10 @@ BAD_TABLE_KINDS = (
     "no features",
     "non-numeric features",
     "nan and inf",
+    "values that overflow",
+    "semicolon separator",
+    "tab separator",
+    "broken gzip",
     "too few of a class",
 )
 

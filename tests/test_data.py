@@ -19,7 +19,7 @@ from imbalanced_dp.data import (
     prepare_split,
     stratified_split,
 )
-from imbalanced_dp.exceptions import DataError, ImbalancedDPError, ParameterError
+from imbalanced_dp.exceptions import DataError, DataWarning, ImbalancedDPError, ParameterError
 
 PIMA_SHA256 = "bf81d06e0c0512662862248241ab46d7c29258c6ceaad32f3cab56b52a17fdab"
 PIMA_FEATURES = (
@@ -154,8 +154,11 @@ def test_load_csv_explicit_positive(tmp_path, make_table):
     t = make_table()
     t["y"] = np.where(t["y"] == 1, "sick", "healthy")
     t.to_csv(tmp_path / "t.csv", index=False)
-    # The majority class as positive is allowed when asked for explicitly.
-    ds = load_csv(tmp_path / "t.csv", "y", positive="healthy")
+    # The majority class as positive is kept when asked for explicitly, with one warning
+    # that it is not the minority.
+    with pytest.warns(DataWarning, match="--positive healthy is the majority") as got:
+        ds = load_csv(tmp_path / "t.csv", "y", positive="healthy")
+    assert len(got) == 1
     assert ds.class_names == ("sick", "healthy")
     assert ds.class_counts == (20, 40)
     np.testing.assert_array_equal(ds.y, (t["y"] == "healthy").to_numpy().astype(int))
@@ -163,19 +166,37 @@ def test_load_csv_explicit_positive(tmp_path, make_table):
     assert ds.fingerprint != load_csv(tmp_path / "t.csv", "y").fingerprint
 
 
-def test_load_csv_zero_one_target_keeps_one_positive_even_if_majority(tmp_path, make_table):
+def test_load_csv_zero_one_target_makes_the_minority_positive_and_says_so(tmp_path, make_table):
+    """Issue 16 item 8: label 1 is the minority class in every output, so a 0/1 target whose
+    1 is the majority gets 0 as its positive class, with one warning; --positive 1 keeps 1
+    (and warns that it is not the minority); a balanced table keeps 1 silently."""
     t = make_table(20, 40)
     t.to_csv(tmp_path / "t.csv", index=False)
-    ds = load_csv(tmp_path / "t.csv", "y")
-    assert ds.class_counts == (20, 40)
-    np.testing.assert_array_equal(ds.y, t["y"].to_numpy())
+    with pytest.warns(DataWarning) as got:
+        ds = load_csv(tmp_path / "t.csv", "y")
+    assert [str(w.message) for w in got] == [
+        "target 'y' of t.csv: 1 is the majority (66.7% of rows); label 1 is the minority "
+        "class in imbalanced-dp, so 0 is the positive class here (give --positive 1 to keep "
+        "1, which is then not the minority)"
+    ]
+    assert ds.class_names == ("1", "0")
+    assert ds.class_counts == (40, 20)
+    assert ds.minority_share == pytest.approx(1 / 3)
+    np.testing.assert_array_equal(ds.y, 1 - t["y"].to_numpy())
+    with pytest.warns(DataWarning, match="--positive 1 is the majority"):
+        kept = load_csv(tmp_path / "t.csv", "y", positive="1")
+    np.testing.assert_array_equal(kept.y, t["y"].to_numpy())
+    make_table(30, 30).to_csv(tmp_path / "even.csv", index=False)
+    even = load_csv(tmp_path / "even.csv", "y")  # no warning (the suite's warnings are errors)
+    assert even.class_names == ("0", "1")
 
 
 def test_load_csv_numeric_positive_given_as_text(tmp_path, make_table):
     t = make_table()
     t["y"] = np.where(t["y"] == 1, 2.0, 7.0)
     t.to_csv(tmp_path / "t.csv", index=False)
-    ds = load_csv(tmp_path / "t.csv", "y", positive="7")
+    with pytest.warns(DataWarning, match="is the majority"):  # 7.0 is the majority
+        ds = load_csv(tmp_path / "t.csv", "y", positive="7")
     np.testing.assert_array_equal(ds.y, (t["y"] == 7.0).to_numpy().astype(int))
 
 

@@ -12,6 +12,7 @@ import pytest
 PACKAGES = (
     "imbalanced_dp.data",
     "imbalanced_dp.metrics",
+    "imbalanced_dp.models",
     "imbalanced_dp.privacy",
     "imbalanced_dp.studies",
     "imbalanced_dp.estimator",

@@ -290,7 +290,9 @@ def test_html_is_self_contained(built):
     assert "url(" not in page  # no CSS fetches
     n_fig = len(list((built[1].parent / "figures").glob("*.png")))
     assert page.count('<img src="data:image/png;base64,') == n_fig
-    assert len(re.findall(r"<b>Figure \d+\.</b>", page)) == n_fig
+    # figures in collapsed <details> are supplementary (S1, S2, ...): the main numbers run
+    # without gaps
+    assert len(re.findall(r"<b>Figure S?\d+\.</b>", page)) == n_fig
 
 
 def test_html_title_is_escaped_and_sections_present(built):

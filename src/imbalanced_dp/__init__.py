@@ -152,4 +152,7 @@ def __getattr__(name: str):
 
 
 def __dir__() -> list[str]:
-    return sorted({*globals(), *__all__})
+    # the public names and the subpackages already imported, not this module's own
+    # machinery (annotations, importlib, TYPE_CHECKING)
+    subpackages = {k for k, v in globals().items() if type(v) is type(importlib)}
+    return sorted({*__all__, *(subpackages - {"importlib"})})

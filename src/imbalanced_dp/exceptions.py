@@ -22,7 +22,7 @@ class ParameterError(ImbalancedDPError):
 
 
 class PrivacyError(ParameterError):
-    """A setting would make the reported privacy guarantee untrue (PRIVACY.md)."""
+    """A setting would make the reported privacy guarantee untrue (docs/privacy.md)."""
 
 
 class SpecError(ImbalancedDPError):
@@ -50,12 +50,24 @@ class StudyInterrupted(Exception):
         self.exit_code = 128 + int(signum)
 
 
+class TrainingError(ImbalancedDPError):
+    """A run could not give a usable model (its predictions are not finite): the message
+    says which setting or column to change."""
+
+
+class DataWarning(UserWarning):
+    """A table can be used, but something about it deserves a look (a column that looks
+    like an identifier, a positive class that is not the minority)."""
+
+
 __all__ = [
     "DataError",
+    "DataWarning",
     "ImbalancedDPError",
     "ParameterError",
     "PrivacyError",
     "SpecError",
     "StoreError",
     "StudyInterrupted",
+    "TrainingError",
 ]

@@ -22,6 +22,7 @@ from .studies import (
     StudyInterrupted,
     StudySpec,
     aggregate_metrics,
+    default_workers,
     preset,
     require_one_config,
     run_runs,
@@ -64,6 +65,10 @@ def reproduce(
     runs = spec.expand()
     validate_runs(runs)  # every input problem surfaces before anything is written
     out_dir = Path(out_dir)
+    if report:
+        from .reports import check_report_dir
+
+        check_report_dir(out_dir / "report", flag="--out")
     out_dir.mkdir(parents=True, exist_ok=True)
     store = ResultsStore(out_dir / "results.sqlite")
     if not quiet:
@@ -170,12 +175,43 @@ def run_study(
     quiet: bool = False,
     echo: Echo = print,
     argv: list[str] | None = None,
+    connect_timeout: float | None = None,
 ) -> bool:
     """Run a study into a store (resuming), then write its report. Returns False if any run
-    failed."""
+    failed.
+
+    Everything that can be refused is checked before the store is opened: the runs, the
+    report folder, and with ``backend="ray"`` the connection to Ray (within
+    ``connect_timeout`` seconds, default 20), so a bad input or an unreachable cluster
+    writes nothing."""
     runs = spec.expand()
     validate_runs(runs)
     path = Path(store_path) if store_path else DEFAULT_STORE
+    out = Path(report_dir) if report_dir else path.parent / f"{path.stem}-report"
+    if report:
+        from .reports import check_report_dir
+
+        check_report_dir(out, flag="--report-dir")
+    ray_started = False
+    if backend == "ray":
+        from .studies import DEFAULT_CONNECT_TIMEOUT, connect_ray
+
+        timeout = DEFAULT_CONNECT_TIMEOUT if connect_timeout is None else connect_timeout
+        ray_started = connect_ray(address, workers=workers or default_workers(), timeout=timeout)
+    try:
+        return _run_study_into(
+            spec, runs, path, out, backend, address, workers, max_batch, report, quiet, echo, argv
+        )
+    finally:
+        if ray_started:
+            import ray
+
+            ray.shutdown()
+
+
+def _run_study_into(
+    spec, runs, path, out, backend, address, workers, max_batch, report, quiet, echo, argv
+) -> bool:
     store = ResultsStore(path)
     if not quiet:
         echo(f"study {spec.name!r}: {len(runs)} runs → {path}")
@@ -206,7 +242,6 @@ def run_study(
     for f in outcome.failures[:5]:
         echo(f"  failed: {f.splitlines()[0]}")
     if report:
-        out = Path(report_dir) if report_dir else path.parent / "report"
         if not quiet:
             echo("writing the report …")
         rp = write_report(store, out, run_ids=outcome.run_ids, title=f"Study {spec.name}")
@@ -257,7 +292,8 @@ def status_table(store: ResultsStore) -> str:
         width = max(len(g) for g in sr["grp"]) + 2 if len(sr) else 10
         lines.append(f"  {'group':<{width}}{'done':>6}{'pending':>9}{'failed':>8}")
         tot = [0, 0, 0]
-        for grp, g in sr.groupby("grp", sort=False):
+        groups = sorted(sr.groupby("grp", sort=False), key=lambda kv: group_order(kv[0]))
+        for grp, g in groups:
             st = [status.get(r) for r in g["run_id"]]
             d, f = st.count("done"), st.count("failed")
             p = len(st) - d - f
@@ -265,6 +301,28 @@ def status_table(store: ResultsStore) -> str:
             lines.append(f"  {grp:<{width}}{d:>6}{p:>9}{f:>8}")
         lines.append(f"  {'total':<{width}}{tot[0]:>6}{tot[1]:>9}{tot[2]:>8}")
     return "\n".join(lines)
+
+
+def group_order(label: str) -> tuple:
+    """Sort key of a status group label ``"<dataset> | minority=<f> | <privacy> | <mitigation>"``:
+    by dataset, then minority fraction (natural first, then from the least to the most
+    skewed), privacy (none first, then ε from largest to smallest), mitigation (none
+    first)."""
+    parts = [p.strip() for p in label.split("|")]
+    if len(parts) != 4:
+        return (1, label)
+    ds, frac, priv, mit = parts
+    frac = frac.removeprefix("minority=")
+    fkey = (0, 0.0) if frac == "natural" else (1, -_number(frac))
+    pkey = (0, 0.0) if priv == "none" else (1, -_number(priv.removeprefix("eps=")))
+    return (0, ds, fkey, pkey, (mit != "none", mit))
+
+
+def _number(text: str) -> float:
+    try:
+        return float(text)
+    except ValueError:
+        return float("nan")
 
 
 def export_store(
@@ -320,10 +378,15 @@ def write_report(
     run_ids=None,
     study: str | None = None,
     title: str = "imbalanced-dp report",
+    force: bool = False,
 ) -> Path:
     """Tables, figures and report.html for a store (or some of its runs, or one ``study``);
     returns the path of report.html. A store whose settings hold runs of several
     configurations needs ``study`` or ``run_ids`` (see :func:`select_runs`).
+
+    ``out_dir`` is replaced whole once the new report is complete (built in a temporary
+    sibling folder, marked by its manifest ``imbalanced-dp-report.json``); a folder that
+    is not a report of ours is refused unless ``force``.
 
     Examples
     --------
@@ -344,4 +407,4 @@ def write_report(
         run_ids = select_runs(store, study)
     else:
         require_one_config(store_frame(store, run_ids), what="report")
-    return build_report(store, Path(out_dir), run_ids=run_ids, title=title)
+    return build_report(store, Path(out_dir), run_ids=run_ids, title=title, force=force)

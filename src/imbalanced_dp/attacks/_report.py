@@ -245,7 +245,13 @@ def roc_figure(curves: list[dict], *, title: str = "", attacks: Iterable[str] | 
         ax.set_title(privacy_title(lev) if lev != "none" else "non-private", fontsize=10)
         ax.grid(True, which="major", alpha=0.3)
     if len(axes):
-        axes[0].legend(fontsize=6.5, loc="lower right")
+        # one legend for every panel: the DP bound (dashed, black) is drawn on the DP panels
+        # only, which may not include the first one
+        entries: dict[str, object] = {}
+        for ax in axes:
+            for h, lab in zip(*ax.get_legend_handles_labels()):
+                entries.setdefault(lab, h)
+        axes[-1].legend(list(entries.values()), list(entries), fontsize=6.5, loc="lower right")
     if title:
         fig.suptitle(title, fontsize=11)
     return fig

@@ -1,6 +1,6 @@
 """Training the models that attacks and audits look at, with the fast engine.
 
-Every privacy level is planned like a study run (PRIVACY.md): by
+Every privacy level is planned like a study run (docs/privacy.md): by
 :func:`~imbalanced_dp.privacy.plan_run` for the public training size, Poisson sampling with
 its public constants, σ calibrated by a maintained accountant so that the whole run spends
 the target ε. The attacked models are research-mode runs: their seeds are part of the

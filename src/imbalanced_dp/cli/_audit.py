@@ -96,6 +96,9 @@ def audit(
     csv_path,
     target,
     positive,
+    sep,
+    features,
+    drop,
     privacy,
     shadows,
     canaries,
@@ -122,7 +125,7 @@ def audit(
     """
     from ..attacks import AttackConfig, format_text, parse_privacy, run_attacks
 
-    ref = _dataset_ref(dataset, csv_path, target, positive)
+    ref = _dataset_ref(dataset, csv_path, target, positive, sep, features, drop)
     fams = tuple(a.strip() for a in attacks.split(",") if a.strip())
     if not fams and canaries == 0:
         raise ParameterError("nothing to do: give --attacks loss,lira or --canaries m > 0")

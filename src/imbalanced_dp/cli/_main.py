@@ -33,10 +33,26 @@ def _echo_err(msg: str) -> None:
 
 def dataset_options(f):
     f = click.option(
+        "--drop",
+        metavar="COL,...",
+        help="Columns of --csv to leave out (an identifier, a free-text note...).",
+    )(f)
+    f = click.option(
+        "--features",
+        metavar="COL,...",
+        help="Use only these columns of --csv as features (default: all but the target).",
+    )(f)
+    f = click.option(
+        "--sep",
+        metavar="CHAR",
+        help="Field separator of --csv (default ','; '\\t' or tab for tabs). A .csv.gz file "
+        "is read directly.",
+    )(f)
+    f = click.option(
         "--positive",
         metavar="VALUE",
-        help="Target value meaning positive (label 1). Default: 1 for 0/1 targets, "
-        "else the rarer value.",
+        help="Target value meaning positive (label 1). Default: the minority value (label 1 "
+        "is the minority class; a warning says so when that is 0 of a 0/1 target).",
     )(f)
     f = click.option("--target", metavar="COL", help="Target column of --csv.")(f)
     f = click.option(
@@ -54,9 +70,20 @@ def dataset_options(f):
     return f
 
 
-def _dataset_ref(dataset, csv_path, target, positive):
+def _columns(text: str | None, flag: str) -> tuple[str, ...] | None:
+    if text is None:
+        return None
+    cols = tuple(c.strip() for c in text.split(",") if c.strip())
+    if not cols:
+        raise ParameterError(f"{flag} needs comma-separated column names; got {text!r}")
+    return cols
+
+
+def _dataset_ref(dataset, csv_path, target, positive, sep=None, features=None, drop=None):
     from ..studies import DatasetRef
 
+    if dataset and (sep is not None or features is not None or drop is not None):
+        raise ParameterError("--sep, --features and --drop apply to --csv tables only")
     if dataset and csv_path:
         raise ParameterError("give either --dataset or --csv, not both")
     if not dataset and not csv_path:
@@ -76,7 +103,14 @@ def _dataset_ref(dataset, csv_path, target, positive):
                 "(or give a table with --csv PATH --target COL)"
             )
         return DatasetRef(name=dataset)
-    return DatasetRef(csv=str(csv_path), target=target, positive=positive)
+    return DatasetRef(
+        csv=str(csv_path),
+        target=target,
+        positive=positive,
+        sep=sep,
+        features=_columns(features, "--features"),
+        drop=_columns(drop, "--drop"),
+    )
 
 
 def _check_out_dir(out_dir: Path) -> None:
@@ -218,14 +252,28 @@ def datasets(as_json: bool) -> None:
     default="none",
     show_default=True,
     metavar="NAME",
-    help="none, class_weighted, dpsgd_f or global_adapt (DP runs only).",
+    help="DP runs only: none; class_weighted (class-weighted loss, noisy class counts); "
+    "dpsgd_f or global_adapt (per-class clipping); threshold (a decision threshold balanced "
+    "on held-out training rows, outside ε). See docs/protocol.md.",
 )
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+@click.option(
+    "--save",
+    "save_path",
+    type=click.Path(path_type=Path),
+    default=None,
+    metavar="FILE",
+    help="Also save the model (with its scaling, feature names and privacy ledger) to FILE, "
+    "a .skops file that imbalanced-dp predict applies to new rows.",
+)
 def run(
     dataset,
     csv_path,
     target,
     positive,
+    sep,
+    features,
+    drop,
     epsilon,
     non_private,
     delta,
@@ -243,6 +291,7 @@ def run(
     test_fraction,
     mitigation,
     as_json,
+    save_path,
 ) -> None:
     """Train one model and print its per-class table (or one JSON object).
 
@@ -253,7 +302,7 @@ def run(
     from ..cli._render import run_json, run_text
     from ..studies import RunSpec, run_single
 
-    ref = _dataset_ref(dataset, csv_path, target, positive)
+    ref = _dataset_ref(dataset, csv_path, target, positive, sep, features, drop)
     if non_private and epsilon is not None:
         raise ParameterError("give either --epsilon or --non-private, not both")
     if non_private and mitigation != "none":
@@ -278,11 +327,50 @@ def run(
         mitigation=mitigation,
         reproducible=reproducible,
     )
-    res = run_single(spec, threads=1)
+    if save_path is not None:
+        _check_save_path(save_path)
+    res = run_single(spec, threads=1, keep_model=save_path is not None)
     if as_json:
         click.echo(json.dumps(run_json(res), indent=2, default=float))
     else:
         click.echo(run_text(res, ds))
+    _warn_one_class(res, ds)
+    if save_path is not None:
+        res.model.save(save_path)
+        _echo_err(
+            f"{PROG}: model saved to {save_path} (apply it with: {PROG} predict --model "
+            f"{save_path} --csv TABLE)"
+        )
+
+
+def _check_save_path(path: Path) -> None:
+    if path.is_dir():
+        raise ParameterError(f"--save {path} is a folder; give a file name such as model.skops")
+    if not path.parent.is_dir():
+        raise ParameterError(f"--save {path}: folder {path.parent} does not exist")
+
+
+def _warn_one_class(res, ds) -> None:
+    """One line when the model predicts a single class for every test row."""
+    import numpy as np
+
+    y_pred = np.asarray(res.predictions["y_pred"])
+    for label in (1, 0):
+        if not (y_pred == label).any():
+            name = ds.class_names[label]
+            role = "the minority, positive class" if label == 1 else "the majority class"
+            other = ds.class_names[1 - label]
+            _echo_err(
+                f"{PROG}: warning: the model predicts no test row as {name!r} (label {label}, "
+                f"{role}): every one of the {len(y_pred)} test rows is called {other!r}, so "
+                f"its recall is 0"
+                + (
+                    "; common at small ε or few epochs — try --mitigation threshold or "
+                    "class_weighted, or a larger ε"
+                    if label == 1
+                    else ""
+                )
+            )
 
 
 @cli.command()
@@ -342,6 +430,80 @@ def reproduce(seeds, epochs, engine, accountant, out_dir, workers, no_report, qu
     )
 
 
+@cli.command()
+@click.option(
+    "--model",
+    "model_path",
+    required=True,
+    type=click.Path(path_type=Path),
+    metavar="FILE",
+    help="A model saved by imbalanced-dp run --save (or DPMLPClassifier.save).",
+)
+@click.option(
+    "--csv",
+    "csv_path",
+    required=True,
+    type=click.Path(path_type=Path),
+    metavar="PATH",
+    help="Rows to predict: a table with the model's feature columns (others are ignored).",
+)
+@click.option("--sep", metavar="CHAR", help="Field separator of --csv (default ',').")
+@click.option(
+    "--out",
+    "out_path",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    metavar="FILE",
+    help="Write the predictions here (default: print them).",
+)
+def predict(model_path, csv_path, sep, out_path) -> None:
+    """Apply a saved model to a table: one row per input row with row, p_positive (the
+    probability of label 1, the positive class), y_pred (0 or 1) and predicted_class.
+
+    The model's scaling, feature names and decision threshold come from the file; its
+    privacy ledger is inside it too (docs/privacy.md). Loading never runs code from the
+    file: anything but an imbalanced-dp model of this format version is refused.
+    """
+    import numpy as np
+    import pandas as pd
+
+    from ..data import load_features
+    from ..models import load_model
+
+    if out_path is not None and not out_path.parent.is_dir():
+        raise ParameterError(f"--out {out_path}: folder {out_path.parent} does not exist")
+    model = load_model(model_path)
+    X = load_features(csv_path, model.feature_names, sep=sep)
+    proba = model.predict_proba(X)
+    bad = ~np.isfinite(proba).all(axis=1)
+    if bad.any():
+        rows = np.flatnonzero(bad)
+        raise ParameterError(
+            f"the model's probabilities are not finite for {len(rows)} rows of {csv_path} "
+            f"(first: row {int(rows[0])}): their values overflow after scaling; check those "
+            "rows' units against the table the model was trained on"
+        )
+    y_pred = model.decide(proba[:, 1])
+    out = pd.DataFrame(
+        {
+            "row": np.arange(len(X)),
+            "p_positive": proba[:, 1],
+            "y_pred": y_pred,
+            "predicted_class": [model.class_names[int(v)] for v in y_pred],
+        }
+    )
+    if out_path is None:
+        click.echo(out.to_csv(index=False, float_format="%.17g"), nl=False)
+        return
+    tmp = out_path.with_name(f".{out_path.name}.tmp-{os.getpid()}")
+    try:
+        out.to_csv(tmp, index=False, float_format="%.17g")
+        os.replace(tmp, out_path)
+    finally:
+        tmp.unlink(missing_ok=True)
+    click.echo(f"predictions: {out_path} ({len(out)} rows)")
+
+
 # ---------------------------------------------------------------------- studies
 
 
@@ -363,6 +525,7 @@ def study() -> None:
     "--store",
     type=click.Path(dir_okay=False, path_type=Path),
     default=None,
+    metavar="FILE",
     help="Results store (default: imbalanced-dp-results/results.sqlite).",
 )
 @click.option("--backend", type=_choices.BACKEND, default="local", show_default=True)
@@ -370,7 +533,17 @@ def study() -> None:
     "--address",
     default=None,
     metavar="ADDR",
-    help="Ray cluster address (default: start a local Ray instance).",
+    help="Ray cluster address: HOST:PORT as printed by `ray start --head`, or auto "
+    "(default: start a local Ray instance).",
+)
+@click.option(
+    "--connect-timeout",
+    type=float,
+    default=20.0,
+    show_default=True,
+    metavar="SECONDS",
+    help="With --backend ray: how long to wait for the cluster before giving up; the "
+    "connection is made before anything is written to the store.",
 )
 @click.option(
     "--workers",
@@ -391,7 +564,8 @@ def study() -> None:
     "--report-dir",
     type=click.Path(file_okay=False, path_type=Path),
     default=None,
-    help="Where to write the report (default: next to the store).",
+    help="Where to write the report (default: <store name>-report/ next to the store). A "
+    "folder that is not an imbalanced-dp report is refused.",
 )
 @click.option("--no-report", is_flag=True, help="Skip the report.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress output.")
@@ -402,9 +576,13 @@ def study_run(
     csv_path,
     target,
     positive,
+    sep,
+    features,
+    drop,
     store,
     backend,
     address,
+    connect_timeout,
     workers,
     max_batch,
     report_dir,
@@ -418,6 +596,12 @@ def study_run(
     (smaller for tables above 1 000 rows), 10 seeds, 500 epochs, the dataset's preset
     model, research mode (noise reproducible from the seeds; see docs/privacy.md). Reruns
     skip stored runs; Ctrl-C stores what finished and tells how to resume.
+
+    \b
+    A SPEC.toml may set: name, datasets, minority_fractions, privacy, delta,
+    reproducible, seeds, epochs, batch_size, lr, clip, layers, accountant, engine,
+    test_fraction, imbalance_method, mitigations, mitigation_params, attacks.
+    `imbalanced-dp study keys` prints each with its meaning and default.
     """
     from ..pipeline import run_study
     from ..studies import StudySpec, load_spec
@@ -425,6 +609,8 @@ def study_run(
 
     if max_batch < 1:
         raise ParameterError(f"--max-batch must be at least 1; got {max_batch}")
+    if address is not None and backend != "ray":
+        raise ParameterError("--address applies to --backend ray; add --backend ray")
     given = sum(x is not None and x is not False for x in (spec_file, preset)) + bool(
         dataset or csv_path
     )
@@ -435,13 +621,14 @@ def study_run(
     elif preset is not None:
         spec = get_preset(preset)
     else:
-        ref = _dataset_ref(dataset, csv_path, target, positive)
+        ref = _dataset_ref(dataset, csv_path, target, positive, sep, features, drop)
         spec = StudySpec(name=f"default-{ref.label}", datasets=[ref])
     ok = run_study(
         spec,
         store_path=store,
         backend=backend,
         address=address,
+        connect_timeout=connect_timeout,
         workers=workers,
         max_batch=max_batch,
         report_dir=report_dir,
@@ -454,8 +641,29 @@ def study_run(
         sys.exit(1)
 
 
+STORE_HELP = (
+    "The results store (SQLite file) to read; default: imbalanced-dp-results/results.sqlite, "
+    "where study run writes without --store."
+)
+
+
+@study.command("keys")
+def study_keys() -> None:
+    """List every key of a study spec (TOML) with its meaning and default."""
+    from ..studies import keys_text
+
+    click.echo(keys_text())
+    click.echo("\nAn example: examples/study.toml in the source; reference: docs/protocol.md.")
+
+
 @study.command("status")
-@click.option("--store", type=click.Path(dir_okay=False, path_type=Path), default=None)
+@click.option(
+    "--store",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    metavar="FILE",
+    help=STORE_HELP,
+)
 def study_status(store) -> None:
     """Done, pending and failed runs per group of each study in the store."""
     from ..pipeline import open_existing_store, status_table
@@ -475,10 +683,21 @@ _STUDY_OPTION = click.option(
 
 
 @study.command("export")
-@click.option("--store", type=click.Path(dir_okay=False, path_type=Path), default=None)
+@click.option(
+    "--store",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    metavar="FILE",
+    help=STORE_HELP,
+)
 @_STUDY_OPTION
 @click.option(
-    "--format", "fmt", type=click.Choice(["csv", "parquet"]), default="csv", show_default=True
+    "--format",
+    "fmt",
+    type=click.Choice(["csv", "parquet"]),
+    default="csv",
+    show_default=True,
+    help="parquet needs pyarrow: pip install 'imbalanced-dp[parquet]'.",
 )
 @click.option(
     "-o",
@@ -486,21 +705,27 @@ _STUDY_OPTION = click.option(
     "out_dir",
     type=click.Path(file_okay=False, path_type=Path),
     default=None,
-    help="Folder (default: next to the store, export/).",
+    help="Folder (default: <store name>-export/ next to the store).",
 )
 def study_export(store, study_name, fmt, out_dir) -> None:
     """Write tidy tables: results, predictions, runs and the aggregates over seeds."""
     from ..pipeline import export_store, open_existing_store
 
     s = open_existing_store(store)
-    out = out_dir or (s.path.parent / "export")
+    out = out_dir or (s.path.parent / f"{s.path.stem}-export")
     paths = export_store(s, out, fmt=fmt, study=study_name)
     for p in paths:
         click.echo(str(p))
 
 
 @cli.command()
-@click.option("--store", type=click.Path(dir_okay=False, path_type=Path), default=None)
+@click.option(
+    "--store",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    metavar="FILE",
+    help=STORE_HELP,
+)
 @_STUDY_OPTION
 @click.option(
     "-o",
@@ -508,15 +733,31 @@ def study_export(store, study_name, fmt, out_dir) -> None:
     "out_dir",
     type=click.Path(file_okay=False, path_type=Path),
     default=None,
-    help="Folder (default: report/ next to the store).",
+    help="Folder (default: <store name>-report/ next to the store, e.g. "
+    "results-report/ for results.sqlite).",
 )
-def report(store, study_name, out_dir) -> None:
-    """Tables, figures and a self-contained report.html from a results store."""
-    from ..pipeline import open_existing_store, write_report
+@click.option(
+    "--force",
+    is_flag=True,
+    help="Replace --out even if it is a folder that is not an imbalanced-dp report.",
+)
+def report(store, study_name, out_dir, force) -> None:
+    """Tables, figures and a self-contained report.html from a results store.
 
+    The report is written into a fresh temporary folder and replaces the report folder
+    whole when it is complete (nothing of an earlier report is kept); its manifest
+    imbalanced-dp-report.json marks the folder as a report. A folder that is not a report
+    is never replaced without --force.
+    """
+    from ..pipeline import open_existing_store, write_report
+    from ..reports import check_report_dir, default_report_dir
+
+    if out_dir is not None:
+        check_report_dir(out_dir, force=force)
     s = open_existing_store(store)
-    out = out_dir or (s.path.parent / "report")
-    path = write_report(s, out, study=study_name)
+    out = out_dir or default_report_dir(s.path)
+    check_report_dir(out, force=force)
+    path = write_report(s, out, study=study_name, force=force)
     click.echo(f"report: {path}")
 
 
@@ -539,7 +780,7 @@ def main(argv: list[str] | None = None) -> int:
         exc.show()  # a bare group prints its help
         code = exc.exit_code
     except click.UsageError as exc:
-        # One line, like every other bad input (ARCHITECTURE.md), instead of click's usage
+        # One line, like every other bad input (docs/architecture.md), instead of click's usage
         # block.
         where = exc.ctx.command_path if exc.ctx is not None else PROG
         msg = " ".join(exc.format_message().split())

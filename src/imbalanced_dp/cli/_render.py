@@ -69,10 +69,12 @@ def run_json(res) -> dict:
 
 def run_text(res, dataset) -> str:
     f = run_fields(res)
+    share = res.data["minority_fraction"]
+    # label 1 is the minority unless the user named a majority value with --positive
+    what = "minority share" if share <= 0.5 else "share of label 1, here the majority,"
     lines = [
         f"{dataset.title or dataset.name}: {res.data['n_train']} training rows "
-        f"({res.data['train_count_0']} / {res.data['train_count_1']}, minority share "
-        f"{res.data['minority_fraction']:.3f}), "
+        f"({res.data['train_count_0']} / {res.data['train_count_1']}, {what} {share:.3f}), "
         f"{res.data['test_count_0'] + res.data['test_count_1']} test rows",
     ]
     if f["privacy"] == "dp":

@@ -1,7 +1,7 @@
 """Datasets: the registry (``pima`` bundled, ``breast_cancer`` from scikit-learn), user
 tables with validation, stratified splits, controlled imbalance and scaling."""
 
-from ._csv import load_csv, min_rows_per_class
+from ._csv import load_csv, load_features, min_rows_per_class, parse_sep, table_name
 from ._dataset import Dataset, dataset_names, load_dataset, register_dataset
 from ._split import (
     IMBALANCE_METHODS,
@@ -20,9 +20,12 @@ __all__ = [
     "dataset_names",
     "load_csv",
     "load_dataset",
+    "load_features",
     "make_imbalanced",
     "min_rows_per_class",
+    "parse_sep",
     "prepare_split",
     "register_dataset",
     "stratified_split",
+    "table_name",
 ]

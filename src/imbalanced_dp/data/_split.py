@@ -1,6 +1,6 @@
 """Stratified splits per seed, controlled imbalance, and scaling.
 
-The order is fixed (PROTOCOL.md, ARCHITECTURE.md): split first, so the test set keeps the
+The order is fixed (docs/protocol.md, docs/architecture.md): split first, so the test set keeps the
 natural class distribution; then, optionally, subsample the training split to a target
 minority share; then fit the scaler on what remains of the training split.
 """
@@ -119,6 +119,7 @@ class PreparedSplit:
     X_hold: np.ndarray | None = None
     y_hold: np.ndarray | None = None
     hold_rows: np.ndarray | None = None
+    feature_names: tuple[str, ...] = ()
 
     @property
     def n_train(self) -> int:
@@ -146,6 +147,31 @@ def fit_standard_scaler(X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
     scaler = StandardScaler().fit(X)
     return scaler.mean_.astype(np.float64), scaler.scale_.astype(np.float64)
+
+
+def _check_scaled(
+    dataset: Dataset,
+    mean: np.ndarray,
+    scale: np.ndarray,
+    X_train: np.ndarray,
+    X_test: np.ndarray,
+    seed: int,
+) -> None:
+    """Refuse a split whose standardisation overflows: a non-finite mean or scale, or a
+    scaled value that is not finite, names its column (one line, like an infinite value)."""
+    ok = np.isfinite(mean) & np.isfinite(scale)
+    ok &= np.isfinite(X_train).all(axis=0) & np.isfinite(X_test).all(axis=0)
+    if ok.all():
+        return
+    names = dataset.feature_names or tuple(f"column {j}" for j in range(dataset.n_features))
+    bad = [str(names[j]) for j in np.flatnonzero(~ok)]
+    shown = ", ".join(bad[:8]) + (f" and {len(bad) - 8} more" if len(bad) > 8 else "")
+    raise DataError(
+        f"values too large to standardise in {dataset.name}: {shown} (seed {seed}'s training "
+        "split gives a mean, standard deviation or scaled value that is not finite in "
+        "float64); rescale these columns (other units, a logarithm) or leave them out "
+        "with --drop"
+    )
 
 
 def prepare_split(
@@ -190,9 +216,11 @@ def prepare_split(
             dataset.y[train], seed=seed + 7919, test_fraction=holdout
         )
         train, hold = train[inner_train], train[inner_hold]
-    mean, scale = fit_standard_scaler(dataset.X[train])
-    X_train = (dataset.X[train] - mean) / scale
-    X_test = (dataset.X[test] - mean) / scale
+    with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+        mean, scale = fit_standard_scaler(dataset.X[train])
+        X_train = (dataset.X[train] - mean) / scale
+        X_test = (dataset.X[test] - mean) / scale
+    _check_scaled(dataset, mean, scale, X_train, X_test, seed)
     y_train = dataset.y[train]
     extra = {}
     if hold is not None:
@@ -212,5 +240,6 @@ def prepare_split(
         minority_fraction_target=minority_fraction,
         scaler_mean=mean,
         scaler_scale=scale,
+        feature_names=tuple(dataset.feature_names),
         **extra,
     )

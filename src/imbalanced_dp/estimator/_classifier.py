@@ -15,6 +15,7 @@ import secrets
 import sys
 import warnings
 from collections.abc import Sequence
+from pathlib import Path
 
 import numpy as np
 from sklearn.base import BaseEstimator, ClassifierMixin
@@ -37,7 +38,7 @@ from ..privacy import (
 from ..settings import SETTINGS
 
 #: Ledger entry of every private fit: the estimator cannot see what the caller fitted on the
-#: same rows before handing them over (PRIVACY.md rule 8).
+#: same rows before handing them over (docs/privacy.md, rule 8).
 PREPROCESSING_NOTE = (
     "preprocessing fitted on the training rows before they reach the classifier (e.g. a "
     "StandardScaler or an imputer in a Pipeline) is outside DP-SGD: it is not covered by "
@@ -429,7 +430,7 @@ class DPMLPClassifier(ClassifierMixin, BaseEstimator):
             warnings.warn(
                 f"{type(self).__name__} is being tuned by {tuner} on the data it is fitted "
                 "on: each fit's epsilon covers that fit only, and selecting among them "
-                "spends privacy beyond epsilon that is not accounted for (PRIVACY.md rule "
+                "spends privacy beyond epsilon that is not accounted for (docs/privacy.md, rule "
                 "8); tune on public data, or fix the settings in advance",
                 PrivacyWarning,
                 stacklevel=2,
@@ -498,7 +499,7 @@ class DPMLPClassifier(ClassifierMixin, BaseEstimator):
         engine = get_engine(self.engine) if isinstance(self.engine, str) else self.engine
         job = TrainJob(X, y01, architecture(X.shape[1], hidden), config, weights)
         model = engine.train([job], device=self.device, threads=1)[0]
-        # only what the run may release (PRIVACY.md rule 11)
+        # only what the run may release (docs/privacy.md, rule 11)
         model.stats = public_stats(model.stats, private=private)
         if not np.all(np.isfinite(model.params)):
             raise ParameterError(
@@ -575,3 +576,118 @@ class DPMLPClassifier(ClassifierMixin, BaseEstimator):
         tags = super().__sklearn_tags__()
         tags.classifier_tags.multi_class = False
         return tags
+
+    # ------------------------------------------------------------------ files
+
+    def save(self, path) -> Path:
+        """Write the fitted classifier to ``path``, a safe versioned ``.skops`` file (see
+        :mod:`imbalanced_dp.models._saved`) with its privacy ledger inside.
+
+        Unlike a pickle, the file holds plain values only: loading it never runs code.
+        ``imbalanced-dp predict --model FILE --csv TABLE`` applies it to a table whose
+        columns carry ``feature_names_in_`` (fit on a DataFrame), or ``x0``, ``x1``, ...
+
+        Returns
+        -------
+        Path
+            ``path``.
+        """
+        from ..models import SavedModel
+        from ..studies import versions
+
+        check_is_fitted(self)
+        classes = np.asarray(self.classes_)
+        if classes.dtype == object:
+            if not all(isinstance(c, str) for c in classes):
+                raise ParameterError(
+                    f"{type(self).__name__}.save stores numeric or text class labels; got "
+                    f"{classes.tolist()!r}"
+                )
+            classes = classes.astype(str)
+        names = getattr(self, "feature_names_in_", None)
+        n = self.n_features_in_
+        rs = self.random_state
+        engine = self.engine if isinstance(self.engine, str) else getattr(self.engine, "name", "")
+        cw = self.class_weight
+        params = {
+            "hidden_layer_sizes": list(self._hidden()),
+            "epsilon": self.epsilon,
+            "delta": self.delta,
+            "max_grad_norm": self.max_grad_norm,
+            "batch_size": self.batch_size,
+            "epochs": self.epochs,
+            "learning_rate": self.learning_rate,
+            "accountant": self.accountant,
+            "engine": engine,
+            "class_weight": (
+                [[_plain(k), float(v)] for k, v in cw.items()] if isinstance(cw, dict) else cw
+            ),
+            "random_state": rs if _is_int(rs) else None,
+            "device": self.device,
+        }
+        fitted = {
+            "noise_multiplier_": self.noise_multiplier_,
+            "epsilon_": self.epsilon_,
+            "delta_": self.delta_,
+            "seed_": self.seed_,
+            "batch_size_": self.batch_size_,
+            "has_feature_names": names is not None,
+            "stats": self.model_.stats,
+        }
+        model = SavedModel(
+            layers=tuple(self.model_.arch.sizes),
+            params=self.model_.params,
+            feature_names=tuple(str(c) for c in names)
+            if names is not None
+            else tuple(f"x{j}" for j in range(n)),
+            scaler_mean=np.zeros(n),
+            scaler_scale=np.ones(n),
+            class_names=(str(classes[0]), str(classes[1])),
+            kind="estimator",
+            ledger=self.privacy_ledger_.to_dict(),
+            estimator={"params": params, "fitted": fitted},
+            classes=classes,
+            versions=versions(),
+        )
+        return model.save(path)
+
+    @classmethod
+    def load(cls, path) -> DPMLPClassifier:
+        """Read a classifier written by :meth:`save`; refuses any other file with a message
+        naming what it is (another format version, a run's model, not a model at all)."""
+        from ..engines import TrainedModel
+        from ..models import Architecture, ModelFileError, load_model
+        from ..privacy import PrivacyLedger
+
+        m = load_model(path)
+        if m.kind != "estimator" or m.classes is None:
+            raise ModelFileError(
+                f"{path} holds the model of an imbalanced-dp run, not a {cls.__name__}; apply "
+                "it with imbalanced-dp predict, or imbalanced_dp.models.load_model"
+            )
+        params = dict(m.estimator["params"])
+        cw = params.get("class_weight")
+        if isinstance(cw, list):
+            params["class_weight"] = {k: v for k, v in cw}
+        params["hidden_layer_sizes"] = tuple(params["hidden_layer_sizes"])
+        clf = cls(**params)
+        fitted = m.estimator["fitted"]
+        clf.classes_ = np.asarray(m.classes)
+        clf.n_features_in_ = m.layers[0]
+        if fitted.get("has_feature_names"):
+            clf.feature_names_in_ = np.asarray(m.feature_names, dtype=object)
+        clf.model_ = TrainedModel(Architecture(m.layers), m.params, stats=fitted.get("stats", {}))
+        layers = clf.model_.layers()
+        clf.coefs_ = [W.T.copy() for W, _ in layers]
+        clf.intercepts_ = [b.copy() for _, b in layers]
+        clf.noise_multiplier_ = float(fitted["noise_multiplier_"])
+        clf.epsilon_ = float(fitted["epsilon_"])
+        clf.delta_ = fitted["delta_"]
+        clf.privacy_ledger_ = PrivacyLedger.from_dict(m.ledger)
+        clf.seed_ = fitted["seed_"]
+        clf.batch_size_ = fitted["batch_size_"]
+        return clf
+
+
+def _plain(x):
+    return x.item() if isinstance(x, np.generic) else x

@@ -1,7 +1,7 @@
 """The study's multilayer perceptrons.
 
 Fully connected layers with ReLU between them and two output logits; no batch
-normalisation, which mixes examples and breaks per-example privacy (PROTOCOL.md section 2).
+normalisation, which mixes examples and breaks per-example privacy (docs/protocol.md, section 2).
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ HIDDEN_PRESETS: dict[str, tuple[int, ...]] = {
 }
 DEFAULT_HIDDEN: tuple[int, ...] = (20, 10, 10)
 
-#: The study's learning rates (PROTOCOL.md section 3); 0.01 for any other table.
+#: The study's learning rates (docs/protocol.md, section 3); 0.01 for any other table.
 LR_PRESETS: dict[str, float] = {"pima": 0.01, "breast_cancer": 0.001}
 DEFAULT_LR = 0.01
 

@@ -20,6 +20,7 @@ from ._figures import (
     save_figure,
     training_split_figure,
 )
+from ._folder import MANIFEST, ReportFolderError, check_report_dir, default_report_dir
 from ._prose import finding_sentences
 from ._sections import SECTION_PROVIDERS, Section, register_section_provider
 from ._tables import (
@@ -35,17 +36,21 @@ from ._tables import (
 
 __all__ = [
     "CLAIMS",
+    "MANIFEST",
     "SECTION_PROVIDERS",
     "VERDICTS",
     "ClaimResult",
     "Evidence",
     "ReportData",
+    "ReportFolderError",
     "Section",
     "build_report",
     "cells",
+    "check_report_dir",
     "class_distribution_figure",
     "compute_evidence",
     "confusion_figure",
+    "default_report_dir",
     "evaluate_claims",
     "fairness_table",
     "finding_sentences",

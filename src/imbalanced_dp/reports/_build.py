@@ -31,6 +31,7 @@ from ._figures import (
     save_figure,
     training_split_figure,
 )
+from ._folder import report_folder
 from ._format import fmt_share
 from ._html import Numbering, badge, claim_html, esc, page
 from ._prose import finding_sentences
@@ -173,7 +174,7 @@ def _findings_section(ctx: _Context, claims: list[ClaimResult], sentences: list[
     )
     summary = (
         '<div class="table-wrap"><table><thead><tr><th>claim</th><th>statement '
-        "(PROTOCOL.md §5)</th><th>verdict</th></tr></thead>"
+        "(docs/protocol.md, section 5)</th><th>verdict</th></tr></thead>"
         f"<tbody>{rows}</tbody></table></div>"
     )
     intro = (
@@ -259,7 +260,7 @@ def _nonprivate_section(ctx: _Context, ref: dict[str, str]) -> Section:
             )
         )
     body = "".join(parts) or "<p>The store has no non-private runs.</p>"
-    return Section("nonprivate", "Non-private models (Table 3)", body)
+    return Section("nonprivate", "Non-private models (the study's Table 3)", body)
 
 
 def _privacy_utility(ctx: _Context, ds: str, fr: str, mitigation: str = "none") -> str:
@@ -293,7 +294,7 @@ def _dp_section(ctx: _Context, ref: dict[str, str]) -> Section:
     for ds, fr in ref.items():
         parts.append(_privacy_utility(ctx, ds, fr))
     body = "".join(parts) or "<p>The store has no DP runs.</p>"
-    return Section("dp", "DP-SGD per ε (Table 4) and privacy–utility curves", body)
+    return Section("dp", "DP-SGD per ε (the study's Table 4) and privacy–utility curves", body)
 
 
 def _fairness_section(ctx: _Context, ref: dict[str, str]) -> Section:
@@ -363,6 +364,7 @@ def _imbalance_section(ctx: _Context) -> Section | None:
         "fraction; the test split keeps the natural balance, so every fraction is evaluated "
         "on the same test rows of a seed.</p>"
     ]
+    order = [ds for ds in d.datasets if ds in swept]  # both heatmaps in one order
     mr = d.fairness[
         (d.fairness["measure"] == "minority_recall")
         & (d.fairness["mitigation"] == "none")
@@ -379,6 +381,7 @@ def _imbalance_section(ctx: _Context) -> Section | None:
             title="Minority-class recall",
             colorbar_label="minority recall",
             shares=ctx.shares,
+            datasets=order,
         )
         parts.append(ctx.figure(fig, "heatmap_minority_recall", caption))
     am = d.amplification
@@ -401,12 +404,14 @@ def _imbalance_section(ctx: _Context) -> Section | None:
             colorbar_label="gap with DP − gap without",
             diverging=True,
             shares=ctx.shares,
+            datasets=order,
         )
         parts.append(ctx.figure(fig, "heatmap_amplification", caption))
     more = []
     for fr in d.fractions[1:]:
-        inner = [_table3(ctx, fr), _table4(ctx, fr)]
-        inner += [_privacy_utility(ctx, ds, fr) for ds in swept]
+        with ctx.numbering.supplement():  # collapsed: numbered S1, S2, ...
+            inner = [_table3(ctx, fr), _table4(ctx, fr)]
+            inner += [_privacy_utility(ctx, ds, fr) for ds in swept]
         inner = "".join(inner)
         if inner:
             more.append(
@@ -435,11 +440,14 @@ def _confusion_section(ctx: _Context) -> Section | None:
                 "each true class predicted as each class; in brackets, the mean count per "
                 "seed."
             )
-            html_ = ctx.figure(
-                confusion_figure(d.confusion, dataset=ds, fraction=fr, class_names=d.class_names),
-                _stem("confusion", ds, _fr_stem(fr)),
-                caption,
-            )
+            with ctx.numbering.supplement(fr != d.fractions[0]):  # the others are collapsed
+                html_ = ctx.figure(
+                    confusion_figure(
+                        d.confusion, dataset=ds, fraction=fr, class_names=d.class_names
+                    ),
+                    _stem("confusion", ds, _fr_stem(fr)),
+                    caption,
+                )
             (main if fr == d.fractions[0] else more).append(html_)
     body = "".join(main)
     if more:
@@ -684,6 +692,7 @@ def build_report(
     *,
     run_ids=None,
     title: str = DEFAULT_TITLE,
+    force: bool = False,
 ) -> Path:
     """Write the tables, figures, findings and a self-contained ``report.html``.
 
@@ -692,12 +701,18 @@ def build_report(
     store : ResultsStore
         The results store to report on.
     out_dir : Path
-        Folder to write into (created if missing): ``report.html``, ``findings.md``,
-        ``claims.csv``, ``tables/`` (Markdown, LaTeX and CSV) and ``figures/`` (PNG, SVG).
+        The report's folder: ``report.html``, ``findings.md``, ``claims.csv``, ``tables/``
+        (Markdown, LaTeX and CSV), ``figures/`` (PNG, SVG) and the manifest
+        ``imbalanced-dp-report.json``. The report is built in a temporary sibling folder and
+        replaces ``out_dir`` whole when complete: nothing of an earlier report survives, and
+        an interrupted report leaves ``out_dir`` as it was.
     run_ids : iterable of str, optional
         Report on these runs only (default: every finished run of the store).
     title : str
         The report's title.
+    force : bool, default False
+        Replace ``out_dir`` even when it is a folder that is not a report of ours (without
+        it such a folder is refused with :class:`~._folder.ReportFolderError`).
 
     Returns
     -------
@@ -721,7 +736,12 @@ def build_report(
     'report.html'
     """
     out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
+    with report_folder(out_dir, force=force, store=str(Path(store.path).name)) as scratch:
+        _build_into(store, scratch, run_ids=run_ids, title=title)
+    return out_dir / "report.html"
+
+
+def _build_into(store, out_dir: Path, *, run_ids, title: str) -> None:
     ids = None if run_ids is None else list(run_ids)
     data = load_report_data(store, ids)
     ctx = _Context(data, out_dir)
@@ -761,7 +781,6 @@ def build_report(
     sections += _provider_sections(store, ids, out_dir)
     report = out_dir / "report.html"
     report.write_text(page(title, _header(ctx, store), sections), encoding="utf-8")
-    return report
 
 
 __all__ = ["DEFAULT_TITLE", "build_report"]

@@ -57,7 +57,7 @@ CONTRADICTED = "contradicted"
 UNDECIDED = "cannot decide"
 VERDICTS = (SUPPORTED, CONTRADICTED, UNDECIDED)
 
-#: The four claims of PROTOCOL.md section 5, verbatim.
+#: The four claims of the study (docs/protocol.md, section 5), verbatim.
 CLAIMS: dict[int, str] = {
     1: (
         "Without privacy, the model is worse on the minority class than on the majority "
@@ -71,6 +71,11 @@ CLAIMS: dict[int, str] = {
     ),
     4: "More skewed class distributions magnify the harm of DP on utility and fairness.",
 }
+#: Claim 1 as tested on other data than the study's two datasets.
+CLAIM_1_ANY_DATA = (
+    "Without privacy, the model is worse on the minority class than on the majority class, "
+    "and of two datasets, the more imbalanced one shows the larger gap."
+)
 
 CELL_COLUMNS = ["part", "label", "role", *INTERVAL, "status"]
 
@@ -89,7 +94,8 @@ class Part:
 
 @dataclass
 class ClaimResult:
-    """A claim of PROTOCOL.md section 5 with its verdict, the rule that decided it, its
+    """A claim of the study (docs/protocol.md, section 5) with its verdict, the rule that
+    decided it, its
     parts and sentences that report the evidence."""
 
     number: int
@@ -290,7 +296,7 @@ def claim_1(ev: Evidence) -> ClaimResult:
     rows_b = [
         (_skew_label(r) + ": difference of recall gaps", "required", r) for _, r in sk.iterrows()
     ]
-    return _decide(
+    res = _decide(
         1,
         RULE_1,
         [
@@ -311,6 +317,9 @@ def claim_1(ev: Evidence) -> ClaimResult:
         ],
         alpha,
     )
+    if not {"pima", "breast_cancer"} <= set(ev.fairness.get("dataset", ())):
+        res.statement = CLAIM_1_ANY_DATA  # "(PIMA)" names the study's data, not this report's
+    return res
 
 
 def claim_2(ev: Evidence) -> ClaimResult:
@@ -516,7 +525,7 @@ def claim_4(ev: Evidence) -> ClaimResult:
 
 
 def evaluate_claims(ev: Evidence) -> list[ClaimResult]:
-    """The verdicts on the four claims of PROTOCOL.md section 5.
+    """The verdicts on the four claims of the study (docs/protocol.md, section 5).
 
     Parameters
     ----------

@@ -26,6 +26,10 @@ from ..studies import fraction_order, privacy_order
 
 CLASS_COLORS = {"0": "#0072B2", "1": "#D55E00", "avg/total": "#555555"}
 PALETTE = ("#0072B2", "#D55E00", "#009E73", "#CC79A7", "#E69F00", "#56B4E9", "#000000")
+#: Markers of the series of one figure, so that lines that coincide stay distinguishable.
+MARKERS = ("o", "s", "^", "D", "v", "P", "X")
+#: Shift between neighbouring series along a log ε axis, in decades.
+DODGE = 0.015
 METRIC_TITLES = {
     "pre": "precision",
     "rec": "recall",
@@ -356,10 +360,16 @@ def recall_gap_figure(
     ax_gap, ax_amp = fig.subplots(1, 2)
     for i, key in enumerate(keys):
         color = PALETTE[i % len(PALETTE)]
+        # Series that coincide (a gap of 1.0 at every fraction once the minority is never
+        # predicted) stay apart: each its own marker, and a small shift along the log ε axis.
+        marker = MARKERS[i % len(MARKERS)]
+        shift = 10 ** (DODGE * (i - (len(keys) - 1) / 2))
         g = _select(f, dataset=key[0], fraction=key[1])
-        dp = g[g["privacy"] != "none"].assign(eps=lambda d: d["privacy"].astype(float))
-        dp = dp.sort_values("eps")
-        ax_gap.plot(dp["eps"], dp["mean"], "o-", color=color, label=labels[key], ms=4)
+        dp = g[g["privacy"] != "none"]
+        dp = dp.assign(eps=dp["privacy"].astype(float) * shift).sort_values("eps")
+        ax_gap.plot(
+            dp["eps"], dp["mean"], ls="-", marker=marker, color=color, label=labels[key], ms=5
+        )
         ax_gap.fill_between(dp["eps"], dp["low"], dp["high"], color=color, alpha=0.15, lw=0)
         nb = g[g["privacy"] == "none"]
         if not nb.empty:
@@ -370,12 +380,12 @@ def recall_gap_figure(
                 lw=1.2,
                 label=f"{labels[key]}, non-private",
             )
-        d = _select(a, dataset=key[0], fraction=key[1]).assign(
-            eps=lambda d: d["privacy"].astype(float)
-        )
-        d = d.sort_values("eps")
+        d = _select(a, dataset=key[0], fraction=key[1])
+        d = d.assign(eps=d["privacy"].astype(float) * shift).sort_values("eps")
         if not d.empty:
-            ax_amp.plot(d["eps"], d["mean"], "o-", color=color, label=labels[key], ms=4)
+            ax_amp.plot(
+                d["eps"], d["mean"], ls="-", marker=marker, color=color, label=labels[key], ms=5
+            )
             ax_amp.fill_between(d["eps"], d["low"], d["high"], color=color, alpha=0.15, lw=0)
     ax_amp.axhline(0.0, color="black", lw=0.8, label="no amplification")
     for ax in (ax_gap, ax_amp):
@@ -400,6 +410,7 @@ def heatmap_figure(
     colorbar_label: str,
     diverging: bool = False,
     shares: dict[tuple[str, str], float] | None = None,
+    datasets: list[str] | None = None,
 ) -> Figure:
     """A heatmap over minority fraction (rows) × privacy level (columns) per dataset, each
     cell annotated with its mean and 95 % CI.
@@ -413,6 +424,9 @@ def heatmap_figure(
         Centre the colour scale on 0 (red above, blue below), for differences.
     shares : dict, optional
         ``(dataset, fraction) -> minority share`` for the row labels.
+    datasets : list of str, optional
+        The panels' order (default: order of appearance), so that several heatmaps of one
+        report show the datasets in the same places.
 
     Returns
     -------
@@ -420,7 +434,9 @@ def heatmap_figure(
         One image per dataset (rows in fraction order, least skewed on top; columns
         ``none`` then ε from largest to smallest) and one shared colour bar.
     """
-    datasets = list(dict.fromkeys(values["dataset"]))
+    present = list(dict.fromkeys(values["dataset"]))
+    datasets = [d for d in (datasets or []) if d in present]
+    datasets += [d for d in present if d not in datasets]
     fractions = fraction_order(values["fraction"])
     privs = privacy_order(values["privacy"])
     ncols = min(2, max(1, len(datasets)))

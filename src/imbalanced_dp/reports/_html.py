@@ -7,9 +7,10 @@ claims, and numbers figures and tables in the order they appear.
 
 from __future__ import annotations
 
+import contextlib
 import html
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 
 import pandas as pd
 
@@ -90,15 +91,36 @@ class Numbering:
     def __init__(self) -> None:
         self.figures = 0
         self.tables = 0
+        self._main = (0, 0)
+        self._supplement = (0, 0)
+        self._prefix = ""
+
+    @contextlib.contextmanager
+    def supplement(self, on: bool = True) -> Iterator[None]:
+        """Number what is rendered inside as supplementary (Figure S1, Table S1, ...): for
+        content in collapsed ``<details>``, so that the visible numbers run without gaps."""
+        if not on or self._prefix:
+            yield
+            return
+        self._main = (self.figures, self.tables)
+        self.figures, self.tables = self._supplement
+        self._prefix = "S"
+        try:
+            yield
+        finally:
+            self._supplement = (self.figures, self.tables)
+            self.figures, self.tables = self._main
+            self._prefix = ""
 
     def figure(self, saved: SavedFigure, caption: str, *, alt: str | None = None) -> str:
         """A ``<figure>`` with the PNG inline and a numbered caption."""
         self.figures += 1
+        num = f"{self._prefix}{self.figures}"
         files = f"{saved.png.parent.name}/{saved.png.name}, {saved.svg.name}"
         return (
-            f'<figure id="figure-{self.figures}"><img src="{saved.data_uri}" '
+            f'<figure id="figure-{num}"><img src="{saved.data_uri}" '
             f'alt="{esc(alt or caption)}">'
-            f"<figcaption><b>Figure {self.figures}.</b> {esc(caption)} "
+            f"<figcaption><b>Figure {num}.</b> {esc(caption)} "
             f'<span class="muted">({esc(files)})</span></figcaption></figure>'
         )
 
@@ -116,8 +138,9 @@ class Numbering:
         starts with a rule."""
         if numbered:
             self.tables += 1
-        label = f"<b>Table {self.tables}.</b> " if numbered else ""
-        tid = f' id="table-{self.tables}"' if numbered else ""
+        num = f"{self._prefix}{self.tables}"
+        label = f"<b>Table {num}.</b> " if numbered else ""
+        tid = f' id="table-{num}"' if numbered else ""
         group = list(group)
         head = "".join(f"<th>{esc(c)}</th>" for c in df.columns)
         rows = []
@@ -207,6 +230,7 @@ def page(title: str, header_html: str, sections: list[Section]) -> str:
         "<!DOCTYPE html>\n"
         '<html lang="en"><head><meta charset="utf-8">'
         '<meta name="viewport" content="width=device-width, initial-scale=1">'
+        '<meta name="generator" content="imbalanced-dp">'
         '<link rel="icon" href="data:,">'
         f"<title>{esc(title)}</title><style>{CSS}</style></head>"
         f"<body><main><h1>{esc(title)}</h1>{header_html}"

@@ -22,16 +22,28 @@ from ._aggregate import (
 from ._backends import BACKENDS, Backend, backend_names, get_backend, register_backend
 from ._execute import Batch, RunResult, execute_batch, run_single, versions
 from ._planning import group_label, make_batches, validate_runs
+from ._ray import DEFAULT_CONNECT_TIMEOUT, RayConnectionError, connect_ray
 from ._runner import StudyInterrupted, StudyOutcome, default_workers, run_runs
 from ._runspec import DatasetRef, RunSpec
-from ._spec import ATTACKS, PRESETS, StudySpec, load_spec, preset, spec_from_dict
+from ._spec import (
+    ATTACKS,
+    KEY_HELP,
+    PRESETS,
+    StudySpec,
+    keys_text,
+    load_spec,
+    preset,
+    spec_from_dict,
+)
 from ._store import DEFAULT_STORE, PREDICTION_COLUMNS, RESULT_COLUMNS, ResultsStore
 
 __all__ = [
     "ATTACKS",
     "BACKENDS",
+    "DEFAULT_CONNECT_TIMEOUT",
     "DEFAULT_STORE",
     "FULL_SETTING",
+    "KEY_HELP",
     "PREDICTION_COLUMNS",
     "PRESETS",
     "RESULT_COLUMNS",
@@ -39,6 +51,7 @@ __all__ = [
     "Backend",
     "Batch",
     "DatasetRef",
+    "RayConnectionError",
     "ResultsStore",
     "RunResult",
     "RunSpec",
@@ -49,6 +62,7 @@ __all__ = [
     "aggregate_metrics",
     "ambiguous_settings",
     "backend_names",
+    "connect_ray",
     "cost_of_privacy",
     "default_workers",
     "disparity_amplification",
@@ -58,6 +72,7 @@ __all__ = [
     "fraction_order",
     "get_backend",
     "group_label",
+    "keys_text",
     "load_spec",
     "make_batches",
     "mitigation_effects",

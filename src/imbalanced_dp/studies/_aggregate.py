@@ -221,6 +221,16 @@ def _reference(
     return pool[sel]
 
 
+#: The columns of a paired comparison (:func:`_paired`).
+PAIRED_STATS = ("mean", "half_width", "low", "high", "n", "p_value")
+
+
+def _frame(rows: list[dict], columns: list[str]) -> pd.DataFrame:
+    """``rows`` as a frame; without rows, an empty frame that still has its columns (so
+    that an export writes a header-only CSV rather than an empty file)."""
+    return pd.DataFrame(rows) if rows else pd.DataFrame(columns=columns)
+
+
 def _paired(a: pd.DataFrame, b: pd.DataFrame, on: list[str], value: str, confidence: float) -> dict:
     m = a.merge(b, on=on, suffixes=("_a", "_b"))
     pt = paired_difference(
@@ -258,7 +268,7 @@ def cost_of_privacy(df: pd.DataFrame, *, confidence: float = 0.95) -> pd.DataFra
                     | {"config": cfg, "class": cls, "metric": m}
                     | res
                 )
-    return pd.DataFrame(rows)
+    return _frame(rows, [*FULL_SETTING, "class", "metric", *PAIRED_STATS])
 
 
 def disparity_amplification(df: pd.DataFrame, *, confidence: float = 0.95) -> pd.DataFrame:
@@ -282,7 +292,7 @@ def disparity_amplification(df: pd.DataFrame, *, confidence: float = 0.95) -> pd
                 | {"config": cfg, "measure": measure}
                 | res
             )
-    return pd.DataFrame(rows)
+    return _frame(rows, [*FULL_SETTING, "measure", *PAIRED_STATS])
 
 
 def mitigation_effects(df: pd.DataFrame, *, confidence: float = 0.95) -> pd.DataFrame:
@@ -330,7 +340,7 @@ def mitigation_effects(df: pd.DataFrame, *, confidence: float = 0.95) -> pd.Data
                     "p_value": pt.p_value,
                 }
             )
-    return pd.DataFrame(rows)
+    return _frame(rows, [*FULL_SETTING, "measure", *PAIRED_STATS])
 
 
 def study_tables(store: ResultsStore, run_ids=None) -> dict[str, pd.DataFrame]:

@@ -18,7 +18,6 @@ import os
 import signal
 import sys
 import threading
-import warnings
 from collections.abc import Callable
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from contextlib import contextmanager
@@ -191,25 +190,15 @@ class RayBackend:
     name = "ray"
 
     def __init__(self, workers: int, address: str | None = None) -> None:
-        try:
-            import ray
-        except ImportError:
-            raise ParameterError(
-                "the ray backend needs Ray: pip install 'imbalanced-dp[ray]'"
-            ) from None
+        from ._ray import connect_ray
+
+        # connects within a time limit, or raises one clear line; a no-op when the caller
+        # (pipeline.run_study) connected before opening the store
+        self._started = connect_ray(address, workers=workers)
+        import ray
+
         self.ray = ray
         self.workers = workers
-        self._started = False
-        if not ray.is_initialized():
-            kwargs: dict = {"include_dashboard": False, "log_to_driver": False}
-            if address:
-                kwargs["address"] = address
-            else:
-                kwargs["num_cpus"] = workers
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore")
-                ray.init(**kwargs)
-            self._started = True
         self._remote = ray.remote(num_cpus=1)(execute_batch)
 
     def run(self, batches: list[Batch], on_done: OnDone, later: Later | None = None) -> None:

@@ -17,7 +17,7 @@ import numpy as np
 
 from ..data import SCALING_NOTE, Dataset, PreparedSplit, prepare_split
 from ..engines import RunConfig, TrainJob, get_engine, public_stats
-from ..exceptions import ImbalancedDPError, ParameterError
+from ..exceptions import ImbalancedDPError, ParameterError, TrainingError
 from ..metrics import per_class_report, run_scores
 from ..mitigations import Configured, get_mitigation
 from ..privacy import (
@@ -85,6 +85,9 @@ class RunResult:
     stats: dict = field(default_factory=dict)
     seconds: float = math.nan
     versions: dict = field(default_factory=dict)
+    #: the trained model, kept only when asked (``run_single(keep_model=True)``); never
+    #: stored
+    model: object | None = None
 
 
 @dataclass
@@ -263,13 +266,66 @@ def choose_threshold(p_positive: np.ndarray, y: np.ndarray) -> float:
     return best_t
 
 
+def _nonfinite_reason(prepared: PreparedRun, model, X: np.ndarray, bad: np.ndarray) -> str:
+    """Why a model's probabilities are not finite, in one line: diverged weights, or the
+    feature whose scaled value is the largest on the rows concerned."""
+    n_bad, n = int(bad.sum()), len(bad)
+    what = f"the predicted probabilities are not finite for {n_bad} of {n} rows"
+    params = getattr(model, "params", None)
+    if params is not None and not np.all(np.isfinite(params)):
+        return (
+            f"{what}: training diverged (the weights are not finite after "
+            f"{prepared.plan.steps} steps at lr {prepared.spec.lr:g}); lower the learning "
+            "rate, or rescale features with extreme values"
+        )
+    names = prepared.split.feature_names
+    with np.errstate(invalid="ignore"):
+        mag = np.nan_to_num(np.abs(X[bad]), nan=np.inf).max(axis=0)
+    j = int(np.argmax(mag))
+    col = names[j] if j < len(names) else f"column {j}"
+    return (
+        f"{what}: their values overflow in the model (feature {col!r} reaches "
+        f"{mag[j]:.3g} standard deviations from the training mean); rescale that column "
+        "(other units, a logarithm) or leave it out with --drop"
+    )
+
+
+#: How the error of a run whose probabilities are not finite begins.
+NONFINITE = "NonFiniteOutput: "
+
+
+def _failed(prepared: PreparedRun, reason: str, seconds: float = math.nan) -> RunResult:
+    return RunResult(
+        run_id=prepared.run_id,
+        spec=prepared.spec,
+        status="failed",
+        error=f"{NONFINITE}{reason}",
+        seconds=seconds,
+    )
+
+
 def evaluate(prepared: PreparedRun, model) -> RunResult:
+    """Predict the test rows (and choose a threshold on held-out rows, if the run's
+    mitigation asks for one) and compute the per-class metrics.
+
+    A model whose probabilities are not finite (training diverged, or a feature overflows
+    after scaling) gives a ``failed`` result whose ``error`` says why: nothing non-finite
+    ever reaches the store."""
     split = prepared.split
-    proba = model.predict_proba(split.X_test)
+    with np.errstate(all="ignore"):
+        proba = model.predict_proba(split.X_test)
+    bad = ~np.isfinite(proba).all(axis=1)
+    if bad.any():
+        return _failed(prepared, _nonfinite_reason(prepared, model, split.X_test, bad))
     y_pred = proba.argmax(axis=1).astype(np.int64)
     if prepared.threshold is not None:
         if prepared.threshold == "heldout":
-            t = choose_threshold(model.predict_proba(split.X_hold)[:, 1], split.y_hold)
+            with np.errstate(all="ignore"):
+                p_hold = model.predict_proba(split.X_hold)
+            bad = ~np.isfinite(p_hold).all(axis=1)
+            if bad.any():
+                return _failed(prepared, _nonfinite_reason(prepared, model, split.X_hold, bad))
+            t = choose_threshold(p_hold[:, 1], split.y_hold)
             n_hold = len(split.y_hold)
             prepared.ledger.not_covered.append(
                 f"decision threshold {t:.4f} chosen to balance the classes on {n_hold} training "
@@ -345,24 +401,39 @@ def execute_batch(batch: Batch) -> list[RunResult]:
     return results
 
 
-def train_prepared(prepared: Sequence[PreparedRun], *, threads: int = 1) -> list[RunResult]:
+def train_prepared(
+    prepared: Sequence[PreparedRun], *, threads: int = 1, keep_models: bool = False
+) -> list[RunResult]:
     """Train prepared runs of one engine and architecture together and evaluate them (each
-    model's ``seconds`` is its share of the engine's time)."""
+    model's ``seconds`` is its share of the engine's time; ``keep_models``: each result
+    keeps its trained model in ``model``)."""
     engine = get_engine(prepared[0].spec.engine)
     jobs = [
         TrainJob(p.split.X_train, p.split.y_train, _arch(p), p.config, p.weights) for p in prepared
     ]
     models = engine.train(jobs, threads=threads)
-    return [evaluate(p, m) for p, m in zip(prepared, models)]
+    results = []
+    for p, m in zip(prepared, models):
+        try:
+            res = evaluate(p, m)
+        except Exception as exc:  # one run's evaluation must not fail its whole batch
+            res = _failure(p.run_id, p.spec, exc, trace=not isinstance(exc, ImbalancedDPError))
+        if keep_models:
+            res.model = m
+        results.append(res)
+    return results
 
 
 def _arch(p: PreparedRun):
     return p.spec.arch(p.split.X_train.shape[1])
 
 
-def run_single(spec: RunSpec, *, threads: int = 1) -> RunResult:
+def run_single(spec: RunSpec, *, threads: int = 1, keep_model: bool = False) -> RunResult:
     """Validate, train and evaluate one run in this process (what ``imbalanced-dp run``
-    does). Bad settings raise :class:`~imbalanced_dp.exceptions.ImbalancedDPError`.
+    does). Bad settings raise :class:`~imbalanced_dp.exceptions.ImbalancedDPError`, and so
+    does a run whose model gives probabilities that are not finite (its message says why).
+    ``keep_model`` keeps the trained model and the run's scaling in the result (``model``,
+    a :class:`~imbalanced_dp.models.SavedModel` ready for ``save``).
 
     Examples
     --------
@@ -377,6 +448,40 @@ def run_single(spec: RunSpec, *, threads: int = 1) -> RunResult:
     ds = spec.dataset.load(spec.test_fraction)
     check_run(spec, ds)
     prepared = prepare_run(spec.run_id(ds.fingerprint), spec, None, ds)
-    res = train_prepared([prepared], threads=threads)[0]
+    res = train_prepared([prepared], threads=threads, keep_models=keep_model)[0]
+    if res.status != "done":
+        err = str(res.error)
+        if err.startswith(NONFINITE):
+            raise TrainingError(err[len(NONFINITE) :])
+        raise RuntimeError(err.splitlines()[0])
     res.versions = versions()
+    if keep_model:
+        res.model = saved_model(res, prepared, ds)
     return res
+
+
+def saved_model(result: RunResult, prepared: PreparedRun, dataset: Dataset):
+    """The :class:`~imbalanced_dp.models.SavedModel` of a finished run whose result kept its
+    trained model: weights, the split's scaling, the table's names, the decision threshold
+    and the ledger, which lists the saved scaling as released in the clear."""
+    from ..models import SAVED_SCALER_NOTE, SavedModel
+
+    ledger = result.ledger.to_dict()
+    if result.spec.private:
+        ledger["not_covered"] = [*ledger.get("not_covered", []), SAVED_SCALER_NOTE]
+    threshold = result.stats.get("threshold")
+    trained = result.model
+    return SavedModel(
+        layers=tuple(trained.arch.sizes),
+        params=trained.params,
+        feature_names=tuple(dataset.feature_names),
+        scaler_mean=prepared.split.scaler_mean,
+        scaler_scale=prepared.split.scaler_scale,
+        class_names=tuple(dataset.class_names),
+        kind="run",
+        threshold=None if threshold is None else float(threshold),
+        target=dataset.extra.get("target"),
+        ledger=ledger,
+        run={"run_id": result.run_id, "dataset": dataset.name, **result.spec.to_dict()},
+        versions=versions(),
+    )

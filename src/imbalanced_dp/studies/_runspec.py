@@ -22,18 +22,44 @@ RESULTS_VERSION = 2
 @dataclass(frozen=True)
 class DatasetRef:
     """A registered dataset by ``name``, or a user's ``csv`` table with its ``target``
-    column and optional ``positive`` value."""
+    column, optional ``positive`` value, field separator ``sep`` and the columns to use
+    (``features``) or leave out (``drop``).
+
+    Everything but the table's path enters the ``run_id`` of its runs (the table's content
+    does, through its fingerprint), so two selections of one table never share results."""
 
     name: str | None = None
     csv: str | None = None
     target: str | None = None
     positive: str | None = None
+    sep: str | None = None
+    features: tuple[str, ...] | None = None
+    drop: tuple[str, ...] | None = None
 
     def __post_init__(self) -> None:
         if (self.name is None) == (self.csv is None):
             raise ParameterError("give either a dataset name or a CSV path (with its target)")
         if self.csv is not None and not self.target:
             raise ParameterError(f"the CSV table {self.csv} needs a target column (--target)")
+        for key in ("features", "drop"):
+            v = getattr(self, key)
+            if v is not None and not isinstance(v, tuple):
+                object.__setattr__(self, key, tuple(str(c) for c in v))
+        if self.name is not None and (
+            self.sep is not None or self.features is not None or self.drop is not None
+        ):
+            raise ParameterError(
+                "--sep, --features and --drop apply to --csv tables only, not to the "
+                f"bundled dataset {self.name!r}"
+            )
+        if self.features is not None and self.drop is not None:
+            raise ParameterError("give either --features or --drop, not both")
+        if self.sep is not None:
+            from ..data import parse_sep
+
+            object.__setattr__(self, "sep", parse_sep(self.sep))
+            if self.sep == ",":
+                object.__setattr__(self, "sep", None)  # the default: same run_ids as before
 
     def load(self, test_fraction: float = 0.2) -> Dataset:
         return _load(self, test_fraction)
@@ -42,12 +68,16 @@ class DatasetRef:
     def label(self) -> str:
         if self.name is not None:
             return self.name
-        from pathlib import Path
+        from ..data import table_name
 
-        return Path(self.csv or "").stem
+        return table_name(self.csv or "")
 
     def to_dict(self) -> dict:
-        return {k: v for k, v in asdict(self).items() if v is not None}
+        d = {k: v for k, v in asdict(self).items() if v is not None}
+        for key in ("features", "drop"):
+            if key in d:
+                d[key] = list(d[key])
+        return d
 
     @classmethod
     def from_dict(cls, d: dict) -> DatasetRef:
@@ -58,7 +88,15 @@ class DatasetRef:
 def _load(ref: DatasetRef, test_fraction: float) -> Dataset:
     if ref.name is not None:
         return load_dataset(ref.name)
-    return load_csv(ref.csv, ref.target, positive=ref.positive, test_fraction=test_fraction)
+    return load_csv(
+        ref.csv,
+        ref.target,
+        positive=ref.positive,
+        test_fraction=test_fraction,
+        sep=ref.sep,
+        features=ref.features,
+        drop=ref.drop,
+    )
 
 
 @dataclass(frozen=True)

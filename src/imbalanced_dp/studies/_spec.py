@@ -5,6 +5,8 @@ with the training settings shared by all its runs::
 
     name = "my-study"                       # default: the file's name
     datasets = ["pima", {csv = "data.csv", target = "outcome", positive = "yes"}]
+                                            # a table may also say sep = ";" and
+                                            # drop = ["id"] or features = ["a", "b"]
     minority_fractions = ["natural", 0.2, 0.1, 0.05]
     privacy = ["none", 8, 4, 2, 1]          # "none" or target epsilons
     delta = "auto"                          # 1e-4, or smaller for tables above 1 000 rows
@@ -28,7 +30,7 @@ A CSV path in a spec file is relative to the file's folder.
 from each run's seed and whole setting, so the study is reproducible bit for bit and its
 runs at different settings have independent noise; every ledger then says that the
 guarantee assumes the seeds stay secret. ``reproducible = false`` draws a secret key for
-every run instead (PRIVACY.md rule 9).
+every run instead (docs/privacy.md, rule 9).
 """
 
 from __future__ import annotations
@@ -85,6 +87,54 @@ def changed_settings(old: dict, new: dict) -> list[str]:
         elif a != b and key in old and key in new:
             out.append(key)
     return out
+
+
+#: Every key of a study spec: what it means and its default (``imbalanced-dp study keys``).
+KEY_HELP: dict[str, tuple[str, str]] = {
+    "name": ("the study's name in the store", "the spec file's name"),
+    "datasets": (
+        'names (pima, breast_cancer) or tables {csv = "f.csv", target = "col", positive = '
+        '..., sep = ";", drop = ["id"] or features = [...]}; a CSV path is relative to the '
+        "spec file",
+        "required",
+    ),
+    "minority_fractions": (
+        'share of the minority class in the training split: "natural" or numbers in (0, 1)',
+        '["natural"]',
+    ),
+    "privacy": ('"none" (plain SGD) and/or target epsilons', '["none", 8, 4, 2, 1]'),
+    "delta": (
+        "delta of every DP run, below 1/n",
+        '"auto": 1e-4, or smaller for tables above 1 000 rows',
+    ),
+    "reproducible": (
+        "research mode: sampling and noise derive from the seeds (the guarantee then assumes "
+        "they stay secret); false draws a secret key per run",
+        "true",
+    ),
+    "seeds": ("a count (seeds 0..N-1) or a list of distinct seeds", "10"),
+    "epochs": ("passes over the training split", "500"),
+    "batch_size": ("expected batch size (Poisson sampling under DP)", "64"),
+    "lr": ('learning rate: "preset" (pima 0.01, breast_cancer 0.001) or a number', '"preset"'),
+    "clip": ("per-example clip bound C of DP-SGD", "1.0"),
+    "layers": ('hidden layer sizes: "preset" or a list like [20, 10, 10]', '"preset"'),
+    "accountant": ('"prv" or "rdp" (Opacus\'s accountants)', '"prv"'),
+    "engine": ('"fast" (batched, numba) or "opacus" (the reference)', '"fast"'),
+    "test_fraction": ("share of each table held out for testing (stratified)", "0.2"),
+    "imbalance_method": (
+        'how a minority fraction is reached: "subsample_minority" or "undersample_majority"',
+        '"subsample_minority"',
+    ),
+    "mitigations": (
+        'applied to the DP runs: "none", "class_weighted", "dpsgd_f", "global_adapt", "threshold"',
+        '["none"]',
+    ),
+    "mitigation_params": (
+        "a table per mitigation, e.g. [mitigation_params.dpsgd_f] aux_share = 0.1",
+        "each mitigation's defaults",
+    ),
+    "attacks": ('membership inference after the runs: "loss", "lira"', "[] (none)"),
+}
 
 
 @dataclass
@@ -202,17 +252,34 @@ def _dataset(v, base: Path | None) -> DatasetRef:
             )
         return DatasetRef(name=v)
     if isinstance(v, dict):
-        unknown = set(v) - {"csv", "target", "positive"}
+        unknown = set(v) - {"csv", "target", "positive", "sep", "features", "drop"}
         if unknown or "csv" not in v or "target" not in v:
             raise _err(
-                "datasets", 'a table {csv = "file.csv", target = "column", positive = ...}', v
+                "datasets",
+                'a table {csv = "file.csv", target = "column", positive = ..., sep = ";", '
+                'drop = ["id"] or features = ["a", "b"]}',
+                v,
             )
         path = Path(str(v["csv"]))
         if base is not None and not path.is_absolute():
             path = base / path
         pos = v.get("positive")
+        cols = {}
+        for key in ("features", "drop"):
+            if key in v:
+                c = v[key]
+                if not isinstance(c, list) or not all(isinstance(x, str) for x in c):
+                    raise _err("datasets", f"{key} = a list of column names", c)
+                cols[key] = tuple(c)
+        sep = v.get("sep")
+        if sep is not None and not isinstance(sep, str):
+            raise _err("datasets", 'sep = one character such as ";" or "\\t"', sep)
         return DatasetRef(
-            csv=str(path), target=str(v["target"]), positive=None if pos is None else str(pos)
+            csv=str(path),
+            target=str(v["target"]),
+            positive=None if pos is None else str(pos),
+            sep=sep,
+            **cols,
         )
     raise _err("datasets", "a list of dataset names or tables", v)
 
@@ -387,3 +454,14 @@ def preset(name: str) -> StudySpec:
     if name not in PRESETS:
         raise SpecError(f"unknown preset {name!r}; presets: {', '.join(PRESETS)}")
     return spec_from_dict(PRESETS[name], name=name)
+
+
+def keys_text() -> str:
+    """Every study spec key with its meaning and default, as aligned text."""
+    width = max(len(k) for k in KEYS) + 2
+    lines = []
+    for key in KEYS:
+        meaning, default = KEY_HELP[key]
+        lines.append(f"{key:<{width}}{meaning}")
+        lines.append(f"{'':<{width}}default: {default}")
+    return "\n".join(lines)
