@@ -9,7 +9,7 @@ import click
 
 from ..exceptions import ParameterError
 from . import _choices
-from ._main import _dataset_ref, _echo_err, _layers, dataset_options
+from ._options import _dataset_ref, _echo_err, _layers, dataset_options
 
 
 @click.command()

@@ -14,13 +14,8 @@ from ._accounting import (
     PLD_MIN_SIGMA,
     PRV_MAX_POINTS,
     AccountingLimit,
-    Calibration,
-    CalibrationCache,
-    CalibrationKey,
-    MemoryCache,
     PrivacyWarning,
     SamplingPlan,
-    accountant_version,
     calibrate_noise_multiplier,
     check_accountant,
     check_delta,
@@ -32,7 +27,17 @@ from ._accounting import (
     prv_points,
     sampling_plan,
 )
-from ._cache import FileCache, LayeredCache, cache_dir, user_cache
+from ._cache import (
+    Calibration,
+    CalibrationCache,
+    CalibrationKey,
+    FileCache,
+    LayeredCache,
+    MemoryCache,
+    accountant_version,
+    cache_dir,
+    user_cache,
+)
 from ._ledger import (
     ADJACENCY,
     ADJACENCY_NOTE,

@@ -18,9 +18,14 @@ import math
 import warnings
 from dataclasses import dataclass
 from functools import lru_cache
-from typing import Protocol
 
 from ..exceptions import ParameterError, PrivacyError
+from ._cache import (
+    Calibration,
+    CalibrationCache,
+    CalibrationKey,
+    user_cache,
+)
 
 #: Accountants by name.
 ACCOUNTANTS: dict[str, str] = {
@@ -61,78 +66,10 @@ class EpsilonTooLarge(PrivacyError):
     """A target ε so large that no noise the accountant can vouch for reaches it."""
 
 
-def accountant_version(accountant: str = DEFAULT_ACCOUNTANT) -> str:
-    """The library and version computing ``accountant``'s epsilon (``"dp-accounting
-    0.6.0"``, ``"opacus 1.6.0"``), from the installed metadata (nothing is imported)."""
-    from importlib.metadata import version
-
-    lib = "dp-accounting" if accountant == "pld" else "opacus"
-    return f"{lib} {version(lib)}"
-
-
 def check_accountant(name: str) -> str:
     if name not in ACCOUNTANTS:
         raise ParameterError(f"accountant must be one of {', '.join(ACCOUNTANTS)}; got {name!r}")
     return name
-
-
-# ---------------------------------------------------------------------- keys and caches
-
-
-@dataclass(frozen=True)
-class CalibrationKey:
-    """What a noise calibration depends on: a Poisson-subsampled Gaussian mechanism run for
-    ``steps`` steps at ``sample_rate`` must spend at most ``epsilon`` at ``delta`` by
-    ``accountant``. Every field is public (fixed before any private data is touched)."""
-
-    accountant: str
-    epsilon: float
-    delta: float
-    sample_rate: float
-    steps: int
-
-    def __post_init__(self) -> None:
-        # normalise types so that equal settings give equal (hashable) keys
-        object.__setattr__(self, "epsilon", float(self.epsilon))
-        object.__setattr__(self, "delta", float(self.delta))
-        object.__setattr__(self, "sample_rate", float(self.sample_rate))
-        object.__setattr__(self, "steps", int(self.steps))
-
-
-@dataclass(frozen=True)
-class Calibration:
-    """The calibrated noise multiplier of a key and the epsilon it spends."""
-
-    noise_multiplier: float
-    epsilon_spent: float
-
-
-class CalibrationCache(Protocol):
-    """Where calibrations are kept between runs (a dict-like memory cache, the results
-    store, a file in the user's cache folder)."""
-
-    def get(self, key: CalibrationKey) -> Calibration | None: ...
-
-    def put(self, key: CalibrationKey, value: Calibration) -> None: ...
-
-
-class MemoryCache:
-    """A calibration cache in a plain dict (what batches carry to their workers)."""
-
-    def __init__(self, items: dict | None = None) -> None:
-        self.items: dict[CalibrationKey, Calibration] = dict(items or {})
-
-    def get(self, key: CalibrationKey) -> Calibration | None:
-        return self.items.get(key)
-
-    def put(self, key: CalibrationKey, value: Calibration) -> None:
-        self.items[key] = value
-
-    def __contains__(self, key: object) -> bool:
-        return key in self.items
-
-    def __len__(self) -> int:
-        return len(self.items)
 
 
 # ---------------------------------------------------------------------- epsilon
@@ -283,8 +220,6 @@ def calibrate(
     :class:`~imbalanced_dp.exceptions.PrivacyError` at once.
     """
     if cache is None:
-        from ._cache import user_cache
-
         cache = user_cache()
     got = cache.get(key)
     if got is not None:

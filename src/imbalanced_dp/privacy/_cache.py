@@ -17,9 +17,79 @@ from __future__ import annotations
 import os
 import sqlite3
 import threading
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Protocol
 
-from ._accounting import Calibration, CalibrationKey, MemoryCache, accountant_version
+#: The accountant of a calibration when none is named (see ``_accounting.ACCOUNTANTS``).
+_DEFAULT = "pld"
+
+
+@lru_cache(maxsize=8)
+def accountant_version(accountant: str = _DEFAULT) -> str:
+    """The library and version computing ``accountant``'s epsilon (``"dp-accounting
+    0.6.0"``, ``"opacus 1.6.0"``), from the installed metadata (nothing is imported)."""
+    from importlib.metadata import version
+
+    lib = "dp-accounting" if accountant == "pld" else "opacus"
+    return f"{lib} {version(lib)}"
+
+
+@dataclass(frozen=True)
+class CalibrationKey:
+    """What a noise calibration depends on: a Poisson-subsampled Gaussian mechanism run for
+    ``steps`` steps at ``sample_rate`` must spend at most ``epsilon`` at ``delta`` by
+    ``accountant``. Every field is public (fixed before any private data is touched)."""
+
+    accountant: str
+    epsilon: float
+    delta: float
+    sample_rate: float
+    steps: int
+
+    def __post_init__(self) -> None:
+        # normalise types so that equal settings give equal (hashable) keys
+        object.__setattr__(self, "epsilon", float(self.epsilon))
+        object.__setattr__(self, "delta", float(self.delta))
+        object.__setattr__(self, "sample_rate", float(self.sample_rate))
+        object.__setattr__(self, "steps", int(self.steps))
+
+
+@dataclass(frozen=True)
+class Calibration:
+    """The calibrated noise multiplier of a key and the epsilon it spends."""
+
+    noise_multiplier: float
+    epsilon_spent: float
+
+
+class CalibrationCache(Protocol):
+    """Where calibrations are kept between runs (a dict-like memory cache, the results
+    store, a file in the user's cache folder)."""
+
+    def get(self, key: CalibrationKey) -> Calibration | None: ...
+
+    def put(self, key: CalibrationKey, value: Calibration) -> None: ...
+
+
+class MemoryCache:
+    """A calibration cache in a plain dict (what batches carry to their workers)."""
+
+    def __init__(self, items: dict | None = None) -> None:
+        self.items: dict[CalibrationKey, Calibration] = dict(items or {})
+
+    def get(self, key: CalibrationKey) -> Calibration | None:
+        return self.items.get(key)
+
+    def put(self, key: CalibrationKey, value: Calibration) -> None:
+        self.items[key] = value
+
+    def __contains__(self, key: object) -> bool:
+        return key in self.items
+
+    def __len__(self) -> int:
+        return len(self.items)
+
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS calibrations (

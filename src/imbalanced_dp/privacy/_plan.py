@@ -42,9 +42,6 @@ import numpy as np
 from ..exceptions import ParameterError
 from ._accounting import (
     DEFAULT_ACCOUNTANT,
-    CalibrationCache,
-    CalibrationKey,
-    accountant_version,
     calibrate,
     check_accountant,
     check_delta,
@@ -52,6 +49,7 @@ from ._accounting import (
     default_delta,
     sampling_plan,
 )
+from ._cache import CalibrationCache, CalibrationKey, accountant_version
 from ._ledger import (
     ADJACENCY,
     ADJACENCY_NOTE,
