@@ -18,6 +18,7 @@ import os
 import sqlite3
 import threading
 from dataclasses import dataclass
+from functools import lru_cache
 from pathlib import Path
 from typing import Protocol
 
