@@ -38,9 +38,9 @@ def arithmetic_fingerprint() -> dict:
     return {
         "fast_engine_float32": hashlib.sha256(model.params.tobytes()).hexdigest()[:16],
         "scaler_mean": hashlib.sha256(np.asarray(split.scaler_mean).tobytes()).hexdigest()[:16],
-        "prv_epsilon": repr(
+        "pld_epsilon": repr(
             epsilon_spent(
-                noise_multiplier=12.382, sample_rate=0.1, steps=5000, delta=1e-4, accountant="prv"
+                noise_multiplier=12.382, sample_rate=0.1, steps=5000, delta=1e-4, accountant="pld"
             )
         ),
     }

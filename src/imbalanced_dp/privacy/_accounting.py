@@ -37,9 +37,10 @@ ACCOUNTANTS: dict[str, str] = {
     "rdp": "Opacus RDPAccountant (Renyi DP, Mironov 2017)",
 }
 DEFAULT_ACCOUNTANT = "pld"
-#: Value discretisation of the PLD accountant: its pessimistic estimate is an upper bound
-#: of epsilon, looser by about this much than the exact value.
-PLD_DISCRETIZATION = 1e-3
+#: Value discretisation of the PLD accountant. Its pessimistic estimate is an upper bound of
+#: epsilon, looser than the exact value by a few thousandths at 3e-4 (at 1e-3 it was 0.03
+#: looser at epsilon 0.3 over 5 000 steps; at 1e-4 it costs three times as long at epsilon 8).
+PLD_DISCRETIZATION = 3e-4
 #: Smallest noise multiplier the PLD accountant is asked about: below, its distributions
 #: grow to gigabytes (a target epsilon of hundreds, which protects nothing).
 PLD_MIN_SIGMA = 0.2
