@@ -417,6 +417,7 @@ RUN_JSON_FIELDS = {
     "ledger": "ledger",
     "seconds": "setting",
     "reproducible": "setting",
+    "scaling": "setting",
 }
 
 

@@ -171,7 +171,7 @@ def test_export_writes_a_header_for_an_empty_aggregate(capsys, stores):
     assert cli(capsys, "study", "export", "--store", stores / "b.sqlite")[0] == 0
     empty = (folder / "aggregate_mitigation_effects.csv").read_text()
     assert empty.splitlines() == [text.splitlines()[0]]  # the same header, no rows
-    assert empty.startswith("dataset,fraction,privacy,mitigation,config,measure,mean,")
+    assert empty.startswith("dataset,fraction,privacy,mitigation,scaling,config,measure,mean,")
 
 
 def test_status_orders_groups_by_dataset_fraction_privacy_mitigation(capsys, tmp_path):

@@ -24,6 +24,7 @@ from .studies import (
     aggregate_metrics,
     default_workers,
     preset,
+    primary_scaling,
     require_one_config,
     run_runs,
     store_frame,
@@ -51,17 +52,24 @@ def reproduce(
     report: bool = True,
     quiet: bool = False,
     echo: Echo = print,
+    scaling: str = "standard",
+    sensitivity: bool = False,
 ) -> dict:
-    """Run the study's protocol (the ``paper`` preset), print Tables 3 and 4, write the
-    results, the configuration and the report to ``out_dir``. Returns the paths written."""
+    """Run the study's protocol (the ``paper`` preset) with the feature ``scaling``, or
+    (``sensitivity``) under each scaling it leaves unstated (the ``sensitivity`` preset);
+    print Tables 3 and 4, write the results, the configuration and the report to
+    ``out_dir``. Returns the paths written."""
+    from .data import check_scaling
     from .reports import table3, table4, to_text
 
     t0 = time.perf_counter()
-    spec = preset("paper")
+    spec = preset("sensitivity" if sensitivity else "paper")
     spec.seeds = list(range(seeds))
     spec.epochs = epochs
     spec.engine = engine
     spec.accountant = accountant
+    if not sensitivity:
+        spec.scaling = [check_scaling(scaling)]
     runs = spec.expand()
     validate_runs(runs)  # every input problem surfaces before anything is written
     out_dir = Path(out_dir)
@@ -72,18 +80,27 @@ def reproduce(
     out_dir.mkdir(parents=True, exist_ok=True)
     store = ResultsStore(out_dir / "results.sqlite")
     if not quiet:
+        scalings = ", ".join(spec.scaling)
         echo(
             f"reproducing the study: {len(runs)} runs (2 datasets × 4 privacy levels × "
-            f"{seeds} seeds, {epochs} epochs, engine {engine}) → {out_dir}/"
+            f"{seeds} seeds × scaling {scalings}, {epochs} epochs, engine {engine}) → "
+            f"{out_dir}/"
         )
     try:
         outcome = run_runs(
-            runs, store, study="paper", study_spec=spec.to_dict(), workers=workers, quiet=quiet
+            runs,
+            store,
+            study=spec.name,
+            study_spec=spec.to_dict(),
+            workers=workers,
+            quiet=quiet,
         )
     except StudyInterrupted:
+        how = " --sensitivity" if sensitivity else f" --scaling {spec.scaling[0]}"
         print(
             f"resume with: imbalanced-dp reproduce --seeds {seeds} --epochs {epochs} "
-            f"--engine {engine} --accountant {accountant} --out {shlex.quote(str(out_dir))}",
+            f"--engine {engine} --accountant {accountant}{how} "
+            f"--out {shlex.quote(str(out_dir))}",
             file=sys.stderr,
         )
         raise
@@ -95,7 +112,8 @@ def reproduce(
         "predictions": _fmt_csv(pred, out_dir / "predictions.csv", PREDICTION_COLUMNS),
     }
     frame = store_frame(store, ids)
-    agg = aggregate_metrics(frame)
+    primary = primary_scaling(frame["scaling"])
+    agg = aggregate_metrics(frame[frame["scaling"] == primary])
     from .data import load_dataset
 
     names = {n: load_dataset(n).class_names for n in ("pima", "breast_cancer")}

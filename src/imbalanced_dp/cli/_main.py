@@ -25,6 +25,8 @@ from ._options import (
     _layers,
     _warn_line,
     dataset_options,
+    scaling_options,
+    scaling_settings,
 )
 
 # ---------------------------------------------------------------------- the group
@@ -161,6 +163,7 @@ def datasets(as_json: bool) -> None:
     help="Also save the model (with its scaling, feature names and privacy ledger) to FILE, "
     "a .skops file that imbalanced-dp predict applies to new rows.",
 )
+@scaling_options
 def run(
     dataset,
     csv_path,
@@ -187,6 +190,9 @@ def run(
     mitigation,
     as_json,
     save_path,
+    scaling,
+    bounds_path,
+    scaling_share,
 ) -> None:
     """Train one model and print its per-class table (or one JSON object).
 
@@ -221,6 +227,7 @@ def run(
         imbalance_method=imbalance_method,
         mitigation=mitigation,
         reproducible=reproducible,
+        **scaling_settings(ref, scaling, bounds_path, scaling_share),
     )
     if save_path is not None:
         _check_save_path(save_path)
@@ -299,7 +306,23 @@ def _warn_one_class(res, ds) -> None:
 )
 @click.option("--no-report", is_flag=True, help="Skip report.html and the figures.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress output.")
-def reproduce(seeds, epochs, engine, accountant, out_dir, workers, no_report, quiet) -> None:
+@click.option(
+    "--scaling",
+    default="standard",
+    show_default=True,
+    metavar="KIND",
+    help="Feature scaling (the study does not say): standard (fitted on the training rows, "
+    "not covered by ε), none, minmax, public or dp_standard (see run --help).",
+)
+@click.option(
+    "--sensitivity",
+    is_flag=True,
+    help="Run the protocol under each scaling the study leaves open (none, standard, minmax, "
+    "dp_standard) and report which of its claims change with it.",
+)
+def reproduce(
+    seeds, epochs, engine, accountant, out_dir, workers, no_report, quiet, scaling, sensitivity
+) -> None:
     """Reproduce the study: both datasets, non-private and ε ∈ {8, 2, 1} at δ = 1e-4.
 
     Prints Table 3 (non-private) and Table 4 (DP) as mean ± 95 % CI half-width over seeds,
@@ -312,6 +335,8 @@ def reproduce(seeds, epochs, engine, accountant, out_dir, workers, no_report, qu
     check_setting("seeds", seeds, label="--seeds")
     check_setting("epochs", epochs, label="--epochs")
     _check_out_dir(out_dir)
+    if sensitivity and scaling != "standard":
+        raise ParameterError("give --sensitivity (every scaling) or --scaling KIND, not both")
     do_reproduce(
         seeds=seeds,
         epochs=epochs,
@@ -322,6 +347,8 @@ def reproduce(seeds, epochs, engine, accountant, out_dir, workers, no_report, qu
         report=not no_report,
         quiet=quiet,
         echo=click.echo,
+        scaling=scaling,
+        sensitivity=sensitivity,
     )
 
 
@@ -464,6 +491,34 @@ def study() -> None:
 )
 @click.option("--no-report", is_flag=True, help="Skip the report.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress output.")
+@click.option("--name", default=None, metavar="NAME", help="The study's name in the store.")
+@click.option(
+    "--epsilon",
+    "privacy",
+    default=None,
+    metavar="LIST",
+    help='Privacy levels, e.g. "none,8,2,1" (replaces the spec\'s privacy).',
+)
+@click.option(
+    "--seeds", default=None, metavar="N|LIST", help="A number of seeds, or a list like 0,3,7."
+)
+@click.option("--epochs", type=int, default=None, metavar="N", help="Epochs of every run.")
+@click.option(
+    "--delta", type=float, default=None, metavar="D", help="δ of every DP run (default auto)."
+)
+@click.option(
+    "--minority-fractions",
+    default=None,
+    metavar="LIST",
+    help='Minority shares of the training split, e.g. "natural,0.2,0.1".',
+)
+@click.option(
+    "--scaling",
+    "scalings",
+    default=None,
+    metavar="LIST",
+    help='Feature scalings, e.g. "standard,dp_standard" (see run --help).',
+)
 def study_run(
     spec_file,
     preset,
@@ -483,6 +538,13 @@ def study_run(
     report_dir,
     no_report,
     quiet,
+    name,
+    privacy,
+    seeds,
+    epochs,
+    delta,
+    minority_fractions,
+    scalings,
 ) -> None:
     """Run a study: SPEC.toml, --preset NAME, or a default grid on --csv/--dataset.
 
@@ -495,11 +557,13 @@ def study_run(
     \b
     A SPEC.toml may set: name, datasets, minority_fractions, privacy, delta,
     reproducible, seeds, epochs, batch_size, lr, clip, layers, accountant, engine,
-    test_fraction, imbalance_method, mitigations, mitigation_params, attacks.
-    `imbalanced-dp study keys` prints each with its meaning and default.
+    test_fraction, imbalance_method, mitigations, mitigation_params, scaling,
+    scaling_share, bounds, attacks. `imbalanced-dp study keys` prints each with its
+    meaning and default. --name, --epsilon, --seeds, --epochs, --delta,
+    --minority-fractions and --scaling replace those keys of any study.
     """
     from ..pipeline import run_study
-    from ..studies import StudySpec, load_spec
+    from ..studies import StudySpec, load_spec, parse_list, with_overrides
     from ..studies import preset as get_preset
 
     if max_batch < 1:
@@ -518,6 +582,22 @@ def study_run(
     else:
         ref = _dataset_ref(dataset, csv_path, target, positive, sep, features, drop)
         spec = StudySpec(name=f"default-{ref.label}", datasets=[ref])
+    seeds_value = None
+    if seeds is not None:
+        items = parse_list(seeds, "seeds")
+        seeds_value = items[0] if len(items) == 1 and isinstance(items[0], int) else items
+    spec = with_overrides(
+        spec,
+        name=name,
+        privacy=None if privacy is None else parse_list(privacy, "privacy"),
+        seeds=seeds_value,
+        epochs=epochs,
+        delta=delta,
+        minority_fractions=None
+        if minority_fractions is None
+        else parse_list(minority_fractions, "minority_fractions"),
+        scaling=None if scalings is None else parse_list(scalings, "scaling"),
+    )
     ok = run_study(
         spec,
         store_path=store,

@@ -123,3 +123,59 @@ def _layers(text):
     from ..models import parse_layers
 
     return parse_layers(text)
+
+
+def scaling_options(f):
+    """``--scaling``, ``--bounds`` and ``--scaling-share``."""
+    f = click.option(
+        "--scaling-share",
+        type=float,
+        default=None,
+        metavar="S",
+        help="The share of ε that --scaling dp_standard spends on the scaler (default 0.1).",
+    )(f)
+    f = click.option(
+        "--bounds",
+        "bounds_path",
+        type=click.Path(dir_okay=False, path_type=Path),
+        default=None,
+        metavar="FILE",
+        help="Public bounds of the table's columns for --scaling public or dp_standard: a JSON "
+        'or TOML file {"column": [lower, upper], ...} (public may give {"mean": , "std": } '
+        "instead). The bundled datasets ship their own.",
+    )(f)
+    f = click.option(
+        "--scaling",
+        default="standard",
+        show_default=True,
+        metavar="KIND",
+        help="Feature scaling: standard (fitted on the training rows; not covered by ε), none "
+        "(raw columns), minmax (not covered by ε), public (public bounds, no private data), "
+        "dp_standard (mean and std released under DP with a share of ε: covered). See "
+        "docs/protocol.md.",
+    )(f)
+    return f
+
+
+def scaling_settings(ref, scaling: str, bounds_path, share) -> dict:
+    """The RunSpec fields of the scaling options (public bounds parsed against the table's
+    columns; a bad file, column or share is one line and exit 2)."""
+    from ..data import check_scaling, parse_bounds, read_bounds_file
+    from ..settings import check_setting
+
+    check_scaling(scaling)
+    out: dict = {"scaling": scaling}
+    if share is not None:
+        out["scaling_share"] = check_setting("share", share, label="--scaling-share")
+    if bounds_path is not None:
+        if scaling not in ("public", "dp_standard"):
+            raise ParameterError(
+                f"--bounds is for --scaling public or dp_standard; this run scales with {scaling}"
+            )
+        table = ref.load()
+        out["bounds"] = parse_bounds(
+            read_bounds_file(bounds_path),
+            table.feature_names,
+            source=f"public bounds from {Path(bounds_path).name}",
+        ).as_tuples()
+    return out

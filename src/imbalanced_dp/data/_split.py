@@ -14,13 +14,18 @@ import numpy as np
 from ..exceptions import DataError, ParameterError
 from ..settings import check_setting
 from ._dataset import Dataset
+from ._scaling import (
+    DEFAULT_SCALING,
+    FITTED_NOTES,
+    FittedScaler,
+    PublicBounds,
+    check_scaling,
+    fit_scaler,
+)
 
 IMBALANCE_METHODS = ("subsample_minority", "undersample_majority")
 
-SCALING_NOTE = (
-    "feature standardisation (mean and standard deviation) is fitted on the private "
-    "training split outside DP-SGD: it is not covered by epsilon"
-)
+SCALING_NOTE = FITTED_NOTES["standard"]
 
 
 def _rng(seed: int, purpose: int) -> np.random.Generator:
@@ -103,7 +108,8 @@ def make_imbalanced(
 class PreparedSplit:
     """One seed's training and test data, scaled, with what was done to it.
 
-    ``train_rows`` and ``test_rows`` index the dataset's original rows.
+    ``train_rows`` and ``test_rows`` index the dataset's original rows; ``scaler`` is the
+    feature scaling every row went through (:class:`~._scaling.FittedScaler`).
     """
 
     X_train: np.ndarray
@@ -114,8 +120,7 @@ class PreparedSplit:
     test_rows: np.ndarray
     minority_fraction: float
     minority_fraction_target: float | None
-    scaler_mean: np.ndarray
-    scaler_scale: np.ndarray
+    scaler: FittedScaler
     X_hold: np.ndarray | None = None
     y_hold: np.ndarray | None = None
     hold_rows: np.ndarray | None = None
@@ -135,9 +140,19 @@ class PreparedSplit:
         c = np.bincount(self.y_test, minlength=2)
         return int(c[0]), int(c[1])
 
+    @property
+    def scaler_mean(self) -> np.ndarray:
+        """The centre of each column's scaling."""
+        return self.scaler.center
+
+    @property
+    def scaler_scale(self) -> np.ndarray:
+        """The scale of each column's scaling."""
+        return self.scaler.scale
+
     def transform(self, X: np.ndarray) -> np.ndarray:
         """Scale other rows (e.g. for membership inference) like the training split."""
-        return (np.asarray(X, dtype=np.float64) - self.scaler_mean) / self.scaler_scale
+        return self.scaler.transform(X)
 
 
 def fit_standard_scaler(X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -182,9 +197,13 @@ def prepare_split(
     minority_fraction: float | None = None,
     imbalance_method: str = "subsample_minority",
     holdout: float = 0.0,
+    scaling: str = DEFAULT_SCALING,
+    bounds: PublicBounds | None = None,
 ) -> PreparedSplit:
     """Split ``dataset`` for ``seed``, optionally make the training split more imbalanced,
-    and standardise features with statistics of the training split.
+    and scale the features (``scaling``, see :mod:`._scaling`: by default standardised with
+    statistics of the training split; ``public`` uses ``bounds``; ``dp_standard`` is left
+    to the run's privacy plan and :func:`rescale`).
 
     ``holdout`` > 0 keeps that share of the training rows (stratified) out of training, for
     choosing a decision threshold; they are scaled like the rest but never trained on.
@@ -199,6 +218,7 @@ def prepare_split(
     >>> split.train_class_counts
     (400, 44)
     """
+    check_scaling(scaling)
     train, test = stratified_split(dataset.y, seed=seed, test_fraction=test_fraction)
     if minority_fraction is not None:
         train = make_imbalanced(
@@ -216,19 +236,56 @@ def prepare_split(
             dataset.y[train], seed=seed + 7919, test_fraction=holdout
         )
         train, hold = train[inner_train], train[inner_hold]
+    if scaling == "dp_standard":
+        # fitted with the run's privacy plan (a share of epsilon): see rescale()
+        scaler = FittedScaler.identity(dataset.n_features, kind="dp_standard (pending)")
+    elif scaling == "standard":
+        with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+            mean, scale = fit_standard_scaler(dataset.X[train])
+        scaler = FittedScaler(
+            "standard", mean, scale, np.full_like(mean, -np.inf), np.full_like(mean, np.inf)
+        )
+    else:
+        with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+            scaler = fit_scaler(scaling, dataset.X[train], bounds)
+    return _scaled(
+        dataset,
+        scaler,
+        seed=seed,
+        train=train,
+        test=test,
+        hold=hold,
+        minority_fraction=minority_fraction,
+    )
+
+
+def rescale(dataset: Dataset, split: PreparedSplit, scaler: FittedScaler, *, seed: int):
+    """The same split with another scaling (e.g. the DP scaler a run's plan released)."""
+    return _scaled(
+        dataset,
+        scaler,
+        seed=seed,
+        train=split.train_rows,
+        test=split.test_rows,
+        hold=split.hold_rows,
+        minority_fraction=split.minority_fraction_target,
+    )
+
+
+def _scaled(dataset, scaler, *, seed, train, test, hold, minority_fraction) -> PreparedSplit:
     with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
-        mean, scale = fit_standard_scaler(dataset.X[train])
-        X_train = (dataset.X[train] - mean) / scale
-        X_test = (dataset.X[test] - mean) / scale
-    _check_scaled(dataset, mean, scale, X_train, X_test, seed)
+        X_train = scaler.transform(dataset.X[train])
+        X_test = scaler.transform(dataset.X[test])
+    _check_scaled(dataset, scaler.center, scaler.scale, X_train, X_test, seed)
     y_train = dataset.y[train]
     extra = {}
     if hold is not None:
-        extra = {
-            "X_hold": (dataset.X[hold] - mean) / scale,
-            "y_hold": dataset.y[hold],
-            "hold_rows": hold,
-        }
+        with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+            extra = {
+                "X_hold": scaler.transform(dataset.X[hold]),
+                "y_hold": dataset.y[hold],
+                "hold_rows": hold,
+            }
     return PreparedSplit(
         X_train=X_train,
         y_train=y_train,
@@ -238,8 +295,7 @@ def prepare_split(
         test_rows=test,
         minority_fraction=float(y_train.mean()),
         minority_fraction_target=minority_fraction,
-        scaler_mean=mean,
-        scaler_scale=scale,
+        scaler=scaler,
         feature_names=tuple(dataset.feature_names),
         **extra,
     )

@@ -19,9 +19,10 @@ anything else) and that it says ``format = "imbalanced-dp model"`` with a
     wrote it).
 ``params``
     The flat float64 parameters: per layer the weights (``out × in``) then the biases.
-``scaler_mean``, ``scaler_scale``
-    The standardisation of each feature (``(x − mean) / scale``); zeros and ones for an
-    estimator, which uses its features as given.
+``scaler_mean``, ``scaler_scale``, ``scaler_lower``, ``scaler_upper``
+    The scaling of each feature: ``(clip(x, lower, upper) − mean) / scale`` (``lower`` and
+    ``upper`` are ±inf where nothing is clipped: every scaling but ``public`` and
+    ``dp_standard``); zeros and ones for an estimator, which uses its features as given.
 ``classes``
     The estimator's ``classes_`` (estimator files only).
 
@@ -50,8 +51,9 @@ KINDS = ("run", "estimator")
 
 #: not_covered entry of a saved private model.
 SAVED_SCALER_NOTE = (
-    "the saved model file holds the per-feature mean and standard deviation of the training "
-    "split in the clear (the feature scaling): epsilon does not protect them"
+    "the saved model file holds the feature scaling fitted on the training split in the "
+    "clear (per-feature mean and standard deviation, or minimum and maximum): epsilon does "
+    "not protect them"
 )
 
 
@@ -98,6 +100,8 @@ class SavedModel:
     scaler_mean: np.ndarray
     scaler_scale: np.ndarray
     class_names: tuple[str, str]
+    scaler_lower: np.ndarray | None = None
+    scaler_upper: np.ndarray | None = None
     kind: str = "run"
     threshold: float | None = None
     target: str | None = None
@@ -112,6 +116,15 @@ class SavedModel:
         self.params = np.ascontiguousarray(self.params, dtype=np.float64)
         self.scaler_mean = np.ascontiguousarray(self.scaler_mean, dtype=np.float64)
         self.scaler_scale = np.ascontiguousarray(self.scaler_scale, dtype=np.float64)
+        d = self.scaler_mean.shape[0]
+        self.scaler_lower = np.ascontiguousarray(
+            np.full(d, -np.inf) if self.scaler_lower is None else self.scaler_lower,
+            dtype=np.float64,
+        )
+        self.scaler_upper = np.ascontiguousarray(
+            np.full(d, np.inf) if self.scaler_upper is None else self.scaler_upper,
+            dtype=np.float64,
+        )
         self.feature_names = tuple(str(c) for c in self.feature_names)
         self.class_names = (str(self.class_names[0]), str(self.class_names[1]))
         arch = Architecture(self.layers)
@@ -142,7 +155,8 @@ class SavedModel:
                 f"the model reads {self.layers[0]} features; got an array of shape {X.shape}"
             )
         with np.errstate(all="ignore"):
-            h = (X - self.scaler_mean) / self.scaler_scale
+            h = np.clip(X, self.scaler_lower, self.scaler_upper) - self.scaler_mean
+            h = h / self.scaler_scale
             # the layers as the engines store them: per layer W (out × in), then b
             off, n_layers = 0, len(self.layers) - 1
             for i, (a, b) in enumerate(pairwise(self.layers)):
@@ -195,6 +209,8 @@ class SavedModel:
             "params": self.params,
             "scaler_mean": self.scaler_mean,
             "scaler_scale": self.scaler_scale,
+            "scaler_lower": self.scaler_lower,
+            "scaler_upper": self.scaler_upper,
         }
         if self.classes is not None:
             payload["classes"] = np.asarray(self.classes)
@@ -277,6 +293,8 @@ def load_model(path: str | os.PathLike[str]) -> SavedModel:
             feature_names=tuple(meta["feature_names"]),
             scaler_mean=obj["scaler_mean"],
             scaler_scale=obj["scaler_scale"],
+            scaler_lower=obj.get("scaler_lower"),
+            scaler_upper=obj.get("scaler_upper"),
             class_names=tuple(meta["class_names"]),
             kind=meta["kind"],
             threshold=meta.get("threshold"),

@@ -63,6 +63,7 @@ from ._plan import (
     plan_run,
     research_key,
 )
+from ._scaler import VARIANCE_FLOOR, dp_standard_scaler, scaler_sensitivity
 
 __all__ = [
     "ACCOUNTANTS",
@@ -85,6 +86,7 @@ __all__ = [
     "SECRET_NOTE",
     "SHARED_GAUSSIAN",
     "SPLIT_NOTE",
+    "VARIANCE_FLOOR",
     "AccountingLimit",
     "Calibration",
     "CalibrationCache",
@@ -107,6 +109,7 @@ __all__ = [
     "check_epsilon",
     "check_training_params",
     "default_delta",
+    "dp_standard_scaler",
     "effective_noise_multiplier",
     "epsilon_spent",
     "gaussian_budget",
@@ -114,5 +117,6 @@ __all__ = [
     "prv_points",
     "research_key",
     "sampling_plan",
+    "scaler_sensitivity",
     "user_cache",
 ]

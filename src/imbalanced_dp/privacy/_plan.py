@@ -86,6 +86,7 @@ class QuerySpec:
     mechanism: str
     sensitivity: str
     share: float
+    l1_sensitivity: float = 1.0  # Laplace queries: the noise scale is this over their ε
 
     def __post_init__(self) -> None:
         if self.mechanism not in MECHANISMS:
@@ -424,7 +425,7 @@ def plan_run(
                 sensitivity=q.sensitivity,
                 sampling="once, on all training rows",
                 share=q.share,
-                laplace_scale=1.0 / eps_q,
+                laplace_scale=q.l1_sensitivity / eps_q,
                 epsilon=eps_q,
             )
         )

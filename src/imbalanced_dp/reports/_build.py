@@ -17,6 +17,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from ..studies import primary_scaling, privacy_order, store_frame
 from ._claims import ClaimResult, evaluate_claims
 from ._data import ReportData, load_report_data, seeds_text
 from ._evidence import Evidence, compute_evidence, reference_fractions
@@ -29,6 +30,7 @@ from ._figures import (
     privacy_utility_figure,
     recall_gap_figure,
     save_figure,
+    scaling_utility_figure,
     training_split_figure,
 )
 from ._folder import report_folder
@@ -36,6 +38,13 @@ from ._format import fmt_share
 from ._html import Numbering, badge, claim_html, esc, page
 from ._prose import finding_sentences
 from ._sections import SECTION_PROVIDERS, Section
+from ._sensitivity import (
+    ScalingChoice,
+    analyse_choices,
+    choice_frame,
+    flip_sentences,
+    verdict_table,
+)
 from ._tables import cells as metric_cells
 from ._tables import (
     fairness_cells,
@@ -65,6 +74,7 @@ class _Context:
 
     data: ReportData
     out_dir: Path
+    primary: str = "standard"  # the feature scaling the main sections show
     numbering: Numbering = field(default_factory=Numbering)
     written: list[Path] = field(default_factory=list)
 
@@ -676,14 +686,94 @@ def _header(ctx: _Context, store) -> str:
     )
 
 
-def _findings_markdown(title: str, claims: list[ClaimResult], sentences: list[str]) -> str:
+def _findings_markdown(
+    title: str,
+    claims: list[ClaimResult],
+    sentences: list[str],
+    verdicts: pd.DataFrame | None = None,
+    primary: str = "standard",
+) -> str:
     lines = [f"# {title}: findings", ""]
+    if verdicts is not None:
+        lines += [f"(The claims below are decided on the runs scaled with {primary}.)", ""]
     for c in claims:
         lines += [f"## Claim {c.number}: {c.verdict}", "", f"> {c.statement}", ""]
         lines += [f"- {s}" for s in c.sentences]
         lines += ["", f"Decision rule: {c.rule}", ""]
     lines += ["## What the numbers say", ""] + [f"- {s}" for s in sentences]
+    if verdicts is not None:
+        scalings = [c for c in verdicts.columns if c not in ("claim", "statement")]
+        lines += ["", "## What the study did not say: the feature scaling", ""]
+        lines += ["| claim | " + " | ".join(scalings) + " |"]
+        lines += ["|---|" + "---|" * len(scalings)]
+        for _, r in verdicts.iterrows():
+            lines += [f"| {r['claim']} | " + " | ".join(r[s] for s in scalings) + " |"]
+        lines += [""] + [f"- {s}" for s in flip_sentences(verdicts)]
     return "\n".join(lines) + "\n"
+
+
+def _sensitivity_section(ctx: _Context, choices: list[ScalingChoice]) -> Section:
+    """What the study did not say: Tables 3/4, the privacy–utility curve and the verdicts
+    under each feature scaling."""
+    d = ctx.data
+    table = verdict_table(choices)
+    scalings = [c.scaling for c in choices]
+    head = "".join(f"<th>{esc(s)}</th>" for s in scalings)
+    rows = "".join(
+        f"<tr><td>Claim {r['claim']}</td><td>{esc(r['statement'])}</td>"
+        + "".join(f"<td>{badge(r[s])}</td>" for s in scalings)
+        + "</tr>"
+        for _, r in table.iterrows()
+    )
+    verdicts = (
+        '<div class="table-wrap"><table><thead><tr><th>claim</th><th>statement</th>'
+        f"{head}</tr></thead><tbody>{rows}</tbody></table></div>"
+    )
+    ctx.write_csv("verdicts_by_scaling.csv", table)
+    sentences = "".join(f"<li>{esc(s)}</li>" for s in flip_sentences(table))
+    datasets = list(dict.fromkeys(c for ch in choices for c in ch.frame["dataset"]))
+    fig = ctx.figure(
+        scaling_utility_figure(
+            {c.scaling: c.metrics for c in choices}, datasets=datasets, class_names=d.class_names
+        ),
+        "privacy_utility_by_scaling",
+        "Minority recall and balanced accuracy against ε under each feature scaling (mean "
+        "and 95 % CI band over seeds); dashed: the non-private level of the same colour "
+        "(dp_standard's is the standard one).",
+    )
+    tables = []
+    for c in choices:
+        for kind, privacy in (("table3", ["none"]), ("table4", None)):
+            eps = privacy or [p for p in privacy_order(c.metrics["privacy"]) if p != "none"]
+            t = metric_table(c.metrics, privacy=eps, fraction="natural", class_names=d.class_names)
+            if t.empty:
+                continue
+            what = "Non-private" if kind == "table3" else "DP-SGD"
+            seeds = seeds_text(c.frame[c.frame["privacy"].isin(eps)])
+            caption = (
+                f"{what} models with scaling {c.scaling}, in the layout of the study's "
+                f"{'Table 3' if kind == 'table3' else 'Table 4'}: mean ± 95 % CI half-width "
+                f"over {seeds}."
+            )
+            stem = _stem(kind, f"scaling-{c.scaling}")
+            files = _metric_table_files(ctx, stem, t, caption)
+            tables.append(_metric_table_html(ctx, t, caption, files))
+    intro = (
+        "<p>The study does not say how it preprocessed its features, and with DP-SGD's fixed "
+        "clip bound the choice is not a detail: raw columns (glucose in the hundreds) and "
+        "standardised ones give different models. Here the study's protocol ran under each "
+        "scaling: <b>none</b> (the raw columns, as the study's text reads), <b>standard</b> "
+        "(fitted on the training rows: not covered by ε), <b>minmax</b> (the same) and "
+        "<b>dp_standard</b> (means and standard deviations released under DP with a share "
+        "of ε: covered). Each is judged by the same rules as the findings above; the main "
+        f"sections of this report show {esc(ctx.primary)}.</p>"
+    )
+    body = (
+        f'{intro}{verdicts}<ul class="findings">{sentences}</ul>{fig}'
+        "<details><summary>Tables 3 and 4 under each scaling</summary>"
+        f"{''.join(tables)}</details>"
+    )
+    return Section("unstated", "What the study did not say", body)
 
 
 def build_report(
@@ -743,8 +833,16 @@ def build_report(
 
 def _build_into(store, out_dir: Path, *, run_ids, title: str) -> None:
     ids = None if run_ids is None else list(run_ids)
+    everything = store_frame(store, ids)
+    choices: list[ScalingChoice] = []
+    primary = "standard"
+    if not everything.empty and everything["scaling"].nunique() > 1:
+        # several feature scalings: the main sections show one, a section compares them
+        primary = primary_scaling(everything["scaling"])
+        choices = analyse_choices(everything)
+        ids = list(dict.fromkeys(choice_frame(everything, primary)["run_id"]))
     data = load_report_data(store, ids)
-    ctx = _Context(data, out_dir)
+    ctx = _Context(data, out_dir, primary=primary)
     sections: list[Section] = []
     claims: list[ClaimResult] = []
     sentences: list[str] = []
@@ -761,6 +859,8 @@ def _build_into(store, out_dir: Path, *, run_ids, title: str) -> None:
         sentences = finding_sentences(ev, class_names=data.class_names)
         ref = reference_fractions(data.metrics)
         sections.append(_findings_section(ctx, claims, sentences))
+        if choices:
+            sections.append(_sensitivity_section(ctx, choices))
         sections.append(_data_section(ctx))
         sections.append(_nonprivate_section(ctx, ref))
         sections.append(_dp_section(ctx, ref))
@@ -772,12 +872,24 @@ def _build_into(store, out_dir: Path, *, run_ids, title: str) -> None:
         mit = _mitigation_section(ctx)
         if mit is not None:
             sections.append(mit)
-        cells = [c.cells.assign(verdict=c.verdict) for c in claims if not c.cells.empty]
+        cells = [
+            c.cells.assign(verdict=c.verdict, scaling=primary) for c in claims if not c.cells.empty
+        ]
+        for ch in choices:
+            if ch.scaling != primary:
+                cells += [
+                    c.cells.assign(verdict=c.verdict, scaling=ch.scaling)
+                    for c in ch.claims
+                    if not c.cells.empty
+                ]
         path = out_dir / "claims.csv"
         claims_csv = pd.concat(cells, ignore_index=True) if cells else pd.DataFrame()
         claims_csv.to_csv(path, index=False, float_format="%.6g")
         path = out_dir / "findings.md"
-        path.write_text(_findings_markdown(title, claims, sentences), encoding="utf-8")
+        table = verdict_table(choices) if choices else None
+        path.write_text(
+            _findings_markdown(title, claims, sentences, table, primary), encoding="utf-8"
+        )
     sections += _provider_sections(store, ids, out_dir)
     report = out_dir / "report.html"
     report.write_text(page(title, _header(ctx, store), sections), encoding="utf-8")

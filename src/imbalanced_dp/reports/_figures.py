@@ -300,6 +300,82 @@ def privacy_utility_figure(
     return fig
 
 
+def scaling_utility_figure(
+    metrics_by_scaling: dict[str, pd.DataFrame],
+    *,
+    datasets: list[str],
+    fraction: str = "natural",
+    class_names: dict[str, tuple[str, str]] | None = None,
+) -> Figure:
+    """The privacy–utility curve under each feature scaling, on one figure.
+
+    Parameters
+    ----------
+    metrics_by_scaling : dict
+        ``scaling -> aggregate_metrics output`` of that scaling's runs (with its non-private
+        reference).
+    datasets : list of str
+        One row of panels per dataset.
+
+    Returns
+    -------
+    Figure
+        Per dataset: the minority class's recall and the balanced accuracy against ε (log
+        axis), one line with a 95 % CI band per scaling, and its non-private level as a
+        dashed line of the same colour.
+    """
+    panels = [
+        ("1", "rec", "minority recall"),
+        ("avg/total", "balanced_accuracy", "balanced accuracy"),
+    ]
+    fig = _new_figure(10.5, 3.0 * len(datasets) + 0.6)
+    axs = fig.subplots(len(datasets), 2, squeeze=False)
+    all_eps = sorted(
+        {
+            float(p)
+            for m in metrics_by_scaling.values()
+            for p in m["privacy"].unique()
+            if p != "none"
+        }
+    )
+    for row, ds in enumerate(datasets):
+        for col, (cls, metric, title) in enumerate(panels):
+            ax = axs[row][col]
+            for i, (scaling, m) in enumerate(metrics_by_scaling.items()):
+                g = _select(m, dataset=ds, fraction=fraction, mitigation="none")
+                g = g[(g["class"] == cls) & (g["metric"] == metric)]
+                color = PALETTE[i % len(PALETTE)]
+                dp = g[g["privacy"] != "none"].copy()
+                if not dp.empty:
+                    dp["eps"] = dp["privacy"].astype(float) * 10 ** (DODGE * (i - 1.5))
+                    dp = dp.sort_values("eps")
+                    ax.plot(
+                        dp["eps"],
+                        dp["mean"],
+                        marker=MARKERS[i % len(MARKERS)],
+                        color=color,
+                        ms=4,
+                        label=scaling,
+                    )
+                    ax.fill_between(dp["eps"], dp["low"], dp["high"], color=color, alpha=0.12, lw=0)
+                base = g[g["privacy"] == "none"]
+                if not base.empty:
+                    ax.axhline(float(base["mean"].iloc[0]), color=color, ls="--", lw=1.0)
+            if all_eps:
+                _eps_axis(ax, all_eps)
+            ax.set_ylim(-0.03, 1.03)
+            minority = f" ({class_names[ds][1]})" if class_names and ds in class_names else ""
+            ax.set_title(f"{ds}: {title}{minority if cls == '1' else ''}", fontsize=10)
+    handles, labels = axs[0][0].get_legend_handles_labels()
+    from matplotlib.lines import Line2D
+
+    handles.append(Line2D([], [], color="#555555", ls="--", lw=1.0))
+    labels.append("non-private (same colour)")
+    fig.legend(handles, labels, loc="outside lower center", ncols=len(labels), fontsize=8)
+    fig.suptitle("Privacy–utility under each feature scaling", fontsize=11)
+    return fig
+
+
 # --------------------------------------------------------------------------- fairness
 
 

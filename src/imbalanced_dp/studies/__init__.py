@@ -13,8 +13,10 @@ from ._aggregate import (
     fraction_label,
     fraction_order,
     mitigation_effects,
+    primary_scaling,
     privacy_label,
     privacy_order,
+    reference_scaling,
     require_one_config,
     store_frame,
     study_tables,
@@ -32,8 +34,10 @@ from ._spec import (
     StudySpec,
     keys_text,
     load_spec,
+    parse_list,
     preset,
     spec_from_dict,
+    with_overrides,
 )
 from ._store import DEFAULT_STORE, PREDICTION_COLUMNS, RESULT_COLUMNS, ResultsStore
 
@@ -76,9 +80,12 @@ __all__ = [
     "load_spec",
     "make_batches",
     "mitigation_effects",
+    "parse_list",
     "preset",
+    "primary_scaling",
     "privacy_label",
     "privacy_order",
+    "reference_scaling",
     "register_backend",
     "require_one_config",
     "run_runs",
@@ -88,4 +95,5 @@ __all__ = [
     "study_tables",
     "validate_runs",
     "versions",
+    "with_overrides",
 ]

@@ -29,7 +29,7 @@ from ..metrics import fairness_per_run as metrics_fairness_per_run
 from ._store import ResultsStore
 
 SETTING = ["dataset", "fraction", "privacy", "mitigation"]
-FULL_SETTING = [*SETTING, "config"]
+FULL_SETTING = [*SETTING, "scaling", "config"]
 RUN_METRICS = ("accuracy", "balanced_accuracy")
 #: Spec fields of the base configuration (shared by the privacy levels of a comparison).
 BASE_FIELDS = (
@@ -49,13 +49,41 @@ def _short_hash(d: dict) -> str:
     return hashlib.sha256(json.dumps(d, sort_keys=True, default=str).encode()).hexdigest()[:8]
 
 
+def primary_scaling(scalings) -> str:
+    """The scaling a report's main sections show when a study swept several: the default
+    (``standard``) if present, else the first in the order of
+    :data:`~imbalanced_dp.data.SCALINGS`."""
+    from ..data import SCALINGS
+
+    present = set(scalings)
+    if "standard" in present or not present:
+        return "standard"
+    return next(s for s in SCALINGS if s in present)
+
+
+def reference_scaling(scaling: str) -> str:
+    """The scaling of the non-private reference of runs scaled with ``scaling``: a
+    non-private run has no budget for the DP scaler, so ``dp_standard`` is compared with
+    ``standard``."""
+    return "standard" if scaling == "dp_standard" else scaling
+
+
 def config_of(spec: dict) -> tuple[str, str, str]:
     """``(config, base_config, dp_config)`` of a stored run spec (see the module
     docstring); ``dp_config`` is ``config`` without the mitigation's parameters (what a
-    mitigated run shares with plain DP-SGD at the same ε)."""
+    mitigated run shares with plain DP-SGD at the same ε). The scaling (and its bounds and
+    share) is part of ``config``; ``base_config`` holds the scaling of the non-private
+    reference (:func:`reference_scaling`)."""
     dataset = {k: v for k, v in (spec.get("dataset") or {}).items() if k != "csv"}
+    scaling = spec.get("scaling") or "standard"
     base = {"dataset": dataset} | {k: spec.get(k) for k in BASE_FIELDS}
+    if reference_scaling(scaling) != "standard":  # (the default: same hash as before)
+        base["scaling"] = reference_scaling(scaling)
+        base["bounds"] = spec.get("bounds")
     full, dp = dict(base), dict(base)
+    for key in ("scaling", "bounds", "scaling_share"):
+        if key in spec:
+            full[key] = dp[key] = spec[key]
     if spec.get("epsilon") is not None:
         full |= {k: spec.get(k) for k in PRIVATE_FIELDS}
         dp |= {k: spec.get(k) for k in PRIVATE_FIELDS if k != "mitigation_params"}
@@ -79,7 +107,8 @@ def store_frame(store: ResultsStore, run_ids=None) -> pd.DataFrame:
     included) and the run-level scores."""
     df = store.query(
         "SELECT r.run_id, r.dataset, r.minority_fraction_target, r.minority_fraction, "
-        "r.privacy, r.epsilon_target, r.epsilon_spent, r.mitigation, r.seed, r.engine, "
+        "r.privacy, r.epsilon_target, r.epsilon_spent, r.mitigation, "
+        "COALESCE(r.scaling, 'standard') AS scaling, r.seed, r.engine, "
         'r.accuracy, r.balanced_accuracy, m."class", m.pre, m.rec, m.spe, m.f1, m.geo, '
         "m.iba, m.sup, r.spec_json FROM runs r JOIN class_metrics m ON m.run_id = r.run_id "
         "WHERE r.status = 'done' ORDER BY r.rowid"
@@ -96,12 +125,14 @@ def store_frame(store: ResultsStore, run_ids=None) -> pd.DataFrame:
 
 
 def ambiguous_settings(df: pd.DataFrame) -> pd.DataFrame:
-    """The settings (dataset, fraction, privacy, mitigation) that more than one
+    """The settings (dataset, fraction, privacy, mitigation, scaling) that more than one
     configuration shares in ``df``: a report or a table over them would mix runs of
-    different settings."""
+    different settings. (Several scalings are an axis of a study, like the privacy
+    levels: reports show them apart.)"""
+    df = with_configs(df)
     if df.empty:
-        return pd.DataFrame(columns=[*SETTING, "configs"])
-    n = df.groupby(SETTING, sort=False)["config"].nunique()
+        return pd.DataFrame(columns=[*SETTING, "scaling", "configs"])
+    n = df.groupby([*SETTING, "scaling"], sort=False)["config"].nunique()
     return n[n > 1].rename("configs").reset_index()
 
 
@@ -133,10 +164,12 @@ def label_settings(df: pd.DataFrame) -> pd.DataFrame:
 def with_configs(df: pd.DataFrame) -> pd.DataFrame:
     """``df`` with the configuration columns; a frame without them (not read from a store)
     is taken to hold one configuration."""
-    missing = [c for c in ("config", "base_config", "dp_config") if c not in df.columns]
+    defaults = {"config": "default", "base_config": "default", "dp_config": "default"}
+    defaults["scaling"] = "standard"
+    missing = {c: v for c, v in defaults.items() if c not in df.columns}
     if not missing:
         return df
-    return df.assign(**dict.fromkeys(missing, "default"))
+    return df.assign(**missing)
 
 
 def privacy_order(labels) -> list[str]:
@@ -253,7 +286,9 @@ def cost_of_privacy(df: pd.DataFrame, *, confidence: float = 0.95) -> pd.DataFra
     rows = []
     df = with_configs(df)
     base = df[(df["privacy"] == "none") & (df["mitigation"] == "none")]
-    for (ds, fr, pr, mit, cfg), g in df[df["privacy"] != "none"].groupby(FULL_SETTING, sort=False):
+    for (ds, fr, pr, mit, sc, cfg), g in df[df["privacy"] != "none"].groupby(
+        FULL_SETTING, sort=False
+    ):
         ref = _reference(base, g, ds, fr)
         if ref.empty:
             continue
@@ -265,7 +300,7 @@ def cost_of_privacy(df: pd.DataFrame, *, confidence: float = 0.95) -> pd.DataFra
                 res = _paired(a[["seed", m]], b[["seed", m]], ["seed"], m, confidence)
                 rows.append(
                     {"dataset": ds, "fraction": fr, "privacy": pr, "mitigation": mit}
-                    | {"config": cfg, "class": cls, "metric": m}
+                    | {"scaling": sc, "config": cfg, "class": cls, "metric": m}
                     | res
                 )
     return _frame(rows, [*FULL_SETTING, "class", "metric", *PAIRED_STATS])
@@ -277,7 +312,7 @@ def disparity_amplification(df: pd.DataFrame, *, confidence: float = 0.95) -> pd
     fr = fairness_per_run(df)
     base = fr[(fr["privacy"] == "none") & (fr["mitigation"] == "none")]
     rows = []
-    for (ds, frac, pr, mit, cfg), g in fr[fr["privacy"] != "none"].groupby(
+    for (ds, frac, pr, mit, sc, cfg), g in fr[fr["privacy"] != "none"].groupby(
         FULL_SETTING, sort=False
     ):
         ref = _reference(base, g, ds, frac)
@@ -289,7 +324,7 @@ def disparity_amplification(df: pd.DataFrame, *, confidence: float = 0.95) -> pd
             )
             rows.append(
                 {"dataset": ds, "fraction": frac, "privacy": pr, "mitigation": mit}
-                | {"config": cfg, "measure": measure}
+                | {"scaling": sc, "config": cfg, "measure": measure}
                 | res
             )
     return _frame(rows, [*FULL_SETTING, "measure", *PAIRED_STATS])
@@ -302,7 +337,7 @@ def mitigation_effects(df: pd.DataFrame, *, confidence: float = 0.95) -> pd.Data
     rows = []
     plain = fr[fr["mitigation"] == "none"]
     base = plain[plain["privacy"] == "none"]
-    for (ds, frac, pr, mit, cfg), g in fr[
+    for (ds, frac, pr, mit, sc, cfg), g in fr[
         (fr["privacy"] != "none") & (fr["mitigation"] != "none")
     ].groupby(FULL_SETTING, sort=False):
         ref = _reference(plain[plain["privacy"] == pr], g, ds, frac, same_privacy=True)
@@ -314,7 +349,7 @@ def mitigation_effects(df: pd.DataFrame, *, confidence: float = 0.95) -> pd.Data
             )
             rows.append(
                 {"dataset": ds, "fraction": frac, "privacy": pr, "mitigation": mit}
-                | {"config": cfg, "measure": measure}
+                | {"scaling": sc, "config": cfg, "measure": measure}
                 | res
             )
         nb = _reference(base, g, ds, frac)
@@ -330,7 +365,7 @@ def mitigation_effects(df: pd.DataFrame, *, confidence: float = 0.95) -> pd.Data
             pt = paired_difference(a, b, confidence=confidence)
             rows.append(
                 {"dataset": ds, "fraction": frac, "privacy": pr, "mitigation": mit}
-                | {"config": cfg, "measure": "cost_of_privacy_balanced_accuracy"}
+                | {"scaling": sc, "config": cfg, "measure": "cost_of_privacy_balanced_accuracy"}
                 | {
                     "mean": pt.interval.mean,
                     "half_width": pt.interval.half_width,

@@ -15,23 +15,35 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ..data import SCALING_NOTE, Dataset, PreparedSplit, prepare_split
+from ..data import (
+    Dataset,
+    FittedScaler,
+    PreparedSplit,
+    PublicBounds,
+    prepare_split,
+    rescale,
+    scaling_ledger,
+)
 from ..engines import RunConfig, TrainJob, get_engine, public_stats
 from ..exceptions import ImbalancedDPError, ParameterError, TrainingError
 from ..metrics import per_class_report, run_scores
 from ..mitigations import Configured, get_mitigation
 from ..privacy import (
     HYPERPARAMETER_NOTE,
+    ONCE_LAPLACE,
     SPLIT_NOTE,
     CalibrationCache,
     CalibrationKey,
     MemoryCache,
     PrivacyLedger,
+    QuerySpec,
     TrainingPlan,
     calibration_key,
     check_delta,
     check_training_params,
+    dp_standard_scaler,
     plan_run,
+    scaler_sensitivity,
 )
 from ._runspec import RunSpec
 
@@ -141,10 +153,13 @@ def get_split(spec: RunSpec, dataset: Dataset | None = None, holdout: float = 0.
         spec.minority_fraction,
         spec.imbalance_method,
         holdout,
+        spec.scaling,
+        spec.bounds,
     )
     if key not in _SPLIT_CACHE:
         if len(_SPLIT_CACHE) > 256:
             _SPLIT_CACHE.clear()
+        bounds = None if spec.bounds is None else PublicBounds.from_tuples(spec.bounds)
         _SPLIT_CACHE[key] = prepare_split(
             ds,
             seed=spec.seed,
@@ -152,8 +167,34 @@ def get_split(spec: RunSpec, dataset: Dataset | None = None, holdout: float = 0.
             minority_fraction=spec.minority_fraction,
             imbalance_method=spec.imbalance_method,
             holdout=holdout,
+            scaling=spec.scaling,
+            bounds=bounds,
         )
     return _SPLIT_CACHE[key]
+
+
+SCALER_QUERY = "scaler"
+
+
+def run_queries(spec: RunSpec, params: dict, n_features: int) -> tuple[QuerySpec, ...]:
+    """The private queries of a (resolved, private) run besides the gradients: its
+    mitigation's, and the DP scaler's when it scales with ``dp_standard``."""
+    queries = tuple(get_mitigation(spec.mitigation).queries(params))
+    if spec.scaling == "dp_standard":
+        queries += (
+            QuerySpec(
+                name=SCALER_QUERY,
+                description=(
+                    "per-column sums and sums of squares of the training rows clipped to "
+                    "public bounds, for the DP standard scaler (Laplace mechanism)"
+                ),
+                mechanism=ONCE_LAPLACE,
+                sensitivity=f"L1 norm {scaler_sensitivity(n_features):g} (2 per column)",
+                share=spec.scaling_share,
+                l1_sensitivity=scaler_sensitivity(n_features),
+            ),
+        )
+    return queries
 
 
 def check_run(spec: RunSpec, dataset: Dataset | None = None) -> RunCheck:
@@ -184,7 +225,7 @@ def check_run(spec: RunSpec, dataset: Dataset | None = None) -> RunCheck:
             epsilon=r.epsilon,
             delta=r.delta,
             accountant=r.accountant,
-            queries=mit.queries(params),
+            queries=run_queries(r, params, split.X_train.shape[1]),
         )
     return RunCheck(split=split, params=params, key=key)
 
@@ -194,7 +235,7 @@ def make_plan(
 ) -> TrainingPlan:
     """The privacy plan of a checked run (calibrating through ``calibrations``)."""
     r = spec.resolve()
-    mit = get_mitigation(r.mitigation)
+    n_features = check.split.X_train.shape[1]
     return plan_run(
         n=check.split.n_train,
         batch_size=r.batch_size,
@@ -202,7 +243,7 @@ def make_plan(
         epsilon=r.epsilon,
         delta=r.delta if r.private else None,
         accountant=r.accountant,
-        queries=mit.queries(check.params) if r.private else (),
+        queries=run_queries(r, check.params, n_features) if r.private else (),
         reproducible=r.reproducible,
         seed=r.seed,
         setting=r.noise_setting(),
@@ -223,6 +264,22 @@ def prepare_run(
         chk = check_run(r, dataset)
         plan = make_plan(r, chk, calibrations)
     split = chk.split
+    released: dict = {}
+    bounds = None if r.bounds is None else PublicBounds.from_tuples(r.bounds)
+    if r.scaling == "dp_standard":
+        # the DP scaler, a one-shot query of the plan, fitted on the training rows
+        ds = dataset if dataset is not None else r.dataset.load(r.test_fraction)
+        q = plan.query(SCALER_QUERY)
+        center, scale, released[SCALER_QUERY] = dp_standard_scaler(
+            ds.X[split.train_rows],
+            bounds.lower,
+            bounds.upper,
+            epsilon=q.epsilon,
+            n=plan.n,
+            rng=plan.rng(SCALER_QUERY),
+        )
+        scaler = FittedScaler("dp_standard", center, scale, bounds.lower, bounds.upper)
+        split = rescale(ds, split, scaler, seed=r.seed)
     mit = get_mitigation(r.mitigation)
     conf = (
         mit.configure(chk.params, plan=plan, y=split.y_train, clip=r.clip)
@@ -238,17 +295,19 @@ def prepare_run(
         aux=conf.aux,
         aux_query=conf.aux_query,
     )
-    not_covered = [SCALING_NOTE, HYPERPARAMETER_NOTE]
+    scaling_not_covered, scaling_notes = scaling_ledger(r.scaling, bounds)
+    not_covered = [*scaling_not_covered, HYPERPARAMETER_NOTE]
     if r.private:
         n0, n1 = split.train_class_counts
         not_covered.append(TRAIN_COUNTS_NOTE.format(n0=n0, n1=n1, share=split.minority_fraction))
     ledger = plan.ledger(
         clip=r.clip if r.private else None,
         not_covered=not_covered,
-        notes=[SPLIT_NOTE, *conf.notes] if r.private else [],
+        notes=[*scaling_notes, SPLIT_NOTE, *conf.notes] if r.private else scaling_notes,
     )
+    released.update(conf.released)
     for comp in ledger.components:
-        comp.update(conf.released.get(comp["query"], {}))
+        comp.update(released.get(comp["query"], {}))
     return PreparedRun(run_id, r, split, plan, config, conf.weights, ledger, conf.threshold)
 
 
@@ -467,7 +526,8 @@ def saved_model(result: RunResult, prepared: PreparedRun, dataset: Dataset):
     from ..models import SAVED_SCALER_NOTE, SavedModel
 
     ledger = result.ledger.to_dict()
-    if result.spec.private:
+    if result.spec.private and result.spec.scaling in ("standard", "minmax"):
+        # (none has no statistics, public uses public ones, dp_standard's are DP-released)
         ledger["not_covered"] = [*ledger.get("not_covered", []), SAVED_SCALER_NOTE]
     threshold = result.stats.get("threshold")
     trained = result.model
@@ -477,6 +537,8 @@ def saved_model(result: RunResult, prepared: PreparedRun, dataset: Dataset):
         feature_names=tuple(dataset.feature_names),
         scaler_mean=prepared.split.scaler_mean,
         scaler_scale=prepared.split.scaler_scale,
+        scaler_lower=prepared.split.scaler.lower,
+        scaler_upper=prepared.split.scaler.upper,
         class_names=tuple(dataset.class_names),
         kind="run",
         threshold=None if threshold is None else float(threshold),

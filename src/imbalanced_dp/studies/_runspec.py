@@ -7,12 +7,23 @@ import json
 from dataclasses import asdict, dataclass, field, replace
 from functools import lru_cache
 
-from ..data import Dataset, load_csv, load_dataset
+from ..data import (
+    DEFAULT_SCALING,
+    NEED_BOUNDS,
+    Dataset,
+    PublicBounds,
+    bundled_bounds,
+    check_scaling,
+    load_csv,
+    load_dataset,
+)
 from ..exceptions import ParameterError
 from ..models import architecture, hidden_for, lr_for
 from ..privacy import DEFAULT_ACCOUNTANT, check_accountant, default_delta
 from ..settings import check_setting
 
+#: Share of ε the DP scaler (scaling "dp_standard") spends by default.
+DEFAULT_SCALING_SHARE = 0.1
 #: Bumped whenever a change of the code changes results for the same spec; part of run_id.
 #: 2: noise keys (secret by default, research mode from the seed and the whole setting),
 #: per-step counts accounted with the gradients as one mechanism, 52-bit open uniforms.
@@ -99,12 +110,30 @@ def _load(ref: DatasetRef, test_fraction: float) -> Dataset:
     )
 
 
+def _frozen(x):
+    """Lists to tuples, all the way down (bounds read from JSON)."""
+    if isinstance(x, list | tuple):
+        return tuple(_frozen(v) for v in x)
+    return x
+
+
+def _listed(x):
+    if isinstance(x, list | tuple):
+        return [_listed(v) for v in x]
+    return x
+
+
 @dataclass(frozen=True)
 class RunSpec:
     """One run of a study. ``epsilon`` is ``None`` for a non-private run; ``lr`` and
     ``layers`` (hidden sizes) default to the dataset's preset; ``delta`` to the one δ policy
     (:func:`~imbalanced_dp.privacy.default_delta` of the table's rows: 1e-4 for the bundled
     datasets); ``minority_fraction`` is ``None`` for the natural class balance.
+
+    ``scaling`` is the feature scaling (:mod:`imbalanced_dp.data._scaling`: ``none``,
+    ``standard``, ``minmax``, ``public``, ``dp_standard``); ``bounds`` the public bounds
+    (:meth:`PublicBounds.as_tuples`) of ``public`` and ``dp_standard``, else the bundled
+    dataset's; ``scaling_share`` the share of ε the DP scaler spends.
 
     ``reproducible`` is research mode: sampling and noise derive from the seed and the
     run's whole setting, so the run is reproducible bit for bit (studies and ``reproduce``
@@ -127,6 +156,9 @@ class RunSpec:
     mitigation: str = "none"
     mitigation_params: tuple[tuple[str, object], ...] = field(default_factory=tuple)
     reproducible: bool = False
+    scaling: str = DEFAULT_SCALING
+    scaling_share: float = DEFAULT_SCALING_SHARE
+    bounds: tuple | None = None
 
     def __post_init__(self) -> None:
         if self.epsilon is not None:
@@ -143,6 +175,23 @@ class RunSpec:
         if self.minority_fraction is not None:
             check_setting("minority_fraction", self.minority_fraction)
         check_setting("seed", self.seed)
+        check_scaling(self.scaling)
+        check_setting("share", self.scaling_share, label="the DP scaler's share of epsilon")
+        if self.scaling == "dp_standard" and self.epsilon is None:
+            raise ParameterError(
+                "scaling 'dp_standard' spends a share of epsilon: a non-private run has "
+                "none; use scaling 'standard' for the non-private reference"
+            )
+        if self.bounds is not None and not isinstance(self.bounds, tuple):
+            object.__setattr__(self, "bounds", _frozen(self.bounds))
+
+    def public_bounds(self) -> PublicBounds | None:
+        """The public bounds of this run's scaling: the spec's, else the bundled dataset's
+        (``None`` when neither exists)."""
+        if self.bounds is not None:
+            return PublicBounds.from_tuples(self.bounds)
+        ds = self.dataset.load(self.test_fraction)
+        return bundled_bounds(ds.name if self.dataset.name else "", ds.feature_names)
 
     @property
     def private(self) -> bool:
@@ -153,16 +202,28 @@ class RunSpec:
         return "dp" if self.private else "none"
 
     def resolve(self) -> RunSpec:
-        """Fill the preset learning rate and layers of the dataset, and δ by the policy."""
+        """Fill the preset learning rate and layers of the dataset, δ by the policy, and the
+        bundled public bounds of a scaling that needs them."""
         name = self.dataset.name or ""
         delta = self.delta
         if delta is None:
             delta = default_delta(self.dataset.load(self.test_fraction).n_rows)
+        bounds = self.bounds
+        if bounds is None and self.scaling in NEED_BOUNDS:
+            found = self.public_bounds()
+            if found is None:
+                raise ParameterError(
+                    f"scaling {self.scaling!r} needs public bounds for every column of "
+                    f"{self.dataset.label}: give --bounds FILE (JSON or TOML, e.g. "
+                    '{"age": [0, 120], ...}); only the bundled datasets ship them'
+                )
+            bounds = found.as_tuples()
         return replace(
             self,
             lr=self.lr if self.lr is not None else lr_for(name),
             layers=tuple(self.layers) if self.layers is not None else hidden_for(name),
             delta=float(delta),
+            bounds=bounds if self.scaling in NEED_BOUNDS else None,
         )
 
     def noise_setting(self) -> dict:
@@ -183,6 +244,13 @@ class RunSpec:
         d["dataset"] = self.dataset.to_dict()
         d["layers"] = list(self.layers) if self.layers is not None else None
         d["mitigation_params"] = dict(self.mitigation_params)
+        d["bounds"] = _listed(self.bounds)
+        if self.scaling == DEFAULT_SCALING:
+            # the default scaling: the same spec (and run_id) as before scaling was a setting
+            for key in ("scaling", "scaling_share", "bounds"):
+                d.pop(key)
+        elif self.scaling != "dp_standard":
+            d.pop("scaling_share")
         return d
 
     @classmethod
@@ -192,6 +260,8 @@ class RunSpec:
         if d.get("layers") is not None:
             d["layers"] = tuple(d["layers"])
         d["mitigation_params"] = tuple(sorted((d.get("mitigation_params") or {}).items()))
+        if d.get("bounds") is not None:
+            d["bounds"] = _frozen(d["bounds"])
         return cls(**d)
 
     def run_id(self, fingerprint: str) -> str:

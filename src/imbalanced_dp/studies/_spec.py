@@ -22,6 +22,9 @@ with the training settings shared by all its runs::
     test_fraction = 0.2
     imbalance_method = "subsample_minority" # or "undersample_majority"
     mitigations = ["none"]                  # "class_weighted", "dpsgd_f", "global_adapt"
+    scaling = ["standard"]                  # and/or "none", "minmax", "public", "dp_standard"
+    scaling_share = 0.1                     # the share of epsilon dp_standard spends
+    bounds = "bounds.json"                  # public bounds of a table's columns (optional)
     attacks = []                            # "loss", "lira": membership inference
 
 A CSV path in a spec file is relative to the file's folder.
@@ -39,12 +42,19 @@ import tomllib
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from ..data import IMBALANCE_METHODS
+from ..data import (
+    DEFAULT_SCALING,
+    IMBALANCE_METHODS,
+    NEED_BOUNDS,
+    SCALINGS,
+    parse_bounds,
+    read_bounds_file,
+)
 from ..engines import engine_names
-from ..exceptions import SpecError
+from ..exceptions import DataError, SpecError
 from ..privacy import ACCOUNTANTS, DEFAULT_ACCOUNTANT
 from ..settings import SETTINGS
-from ._runspec import DatasetRef, RunSpec
+from ._runspec import DEFAULT_SCALING_SHARE, DatasetRef, RunSpec
 
 KEYS = (
     "name",
@@ -65,12 +75,24 @@ KEYS = (
     "imbalance_method",
     "mitigations",
     "mitigation_params",
+    "scaling",
+    "scaling_share",
+    "bounds",
     "attacks",
 )
 ATTACKS = ("loss", "lira")
 #: Keys whose values a rerun may extend (more seeds, another ε...): every other key changes
 #: the settings of the runs, so a study of the same name with another value is refused.
-GRID_KEYS = ("name", "datasets", "minority_fractions", "privacy", "seeds", "mitigations", "attacks")
+GRID_KEYS = (
+    "name",
+    "datasets",
+    "minority_fractions",
+    "privacy",
+    "seeds",
+    "mitigations",
+    "scaling",
+    "attacks",
+)
 
 
 def changed_settings(old: dict, new: dict) -> list[str]:
@@ -133,6 +155,19 @@ KEY_HELP: dict[str, tuple[str, str]] = {
         "a table per mitigation, e.g. [mitigation_params.dpsgd_f] aux_share = 0.1",
         "each mitigation's defaults",
     ),
+    "scaling": (
+        'feature scaling, one or a list: "standard" (fitted on the training rows, not covered '
+        'by epsilon), "none" (raw columns), "minmax", "public" (public bounds or statistics), '
+        '"dp_standard" (mean and std released under DP with a share of epsilon); the '
+        "non-private runs of dp_standard use standard",
+        '["standard"]',
+    ),
+    "scaling_share": ("the share of epsilon that dp_standard spends on the scaler", "0.1"),
+    "bounds": (
+        'public bounds of a table\'s columns for "public" and "dp_standard": a JSON or TOML '
+        "file (relative to the spec) or a table {column = [lower, upper]}",
+        "the bundled datasets' own; required for a CSV",
+    ),
     "attacks": ('membership inference after the runs: "loss", "lira"', "[] (none)"),
 }
 
@@ -169,21 +204,28 @@ class StudySpec:
     imbalance_method: str = "subsample_minority"
     mitigations: list[str] = field(default_factory=lambda: ["none"])
     mitigation_params: dict = field(default_factory=dict)
+    scaling: list[str] = field(default_factory=lambda: [DEFAULT_SCALING])
+    scaling_share: float = DEFAULT_SCALING_SHARE
+    bounds: dict | None = None
     attacks: list[str] = field(default_factory=list)
 
     def expand(self) -> list[RunSpec]:
-        """Every run of the grid. Mitigations apply to private runs only: a non-private run
-        is the common reference of all of them."""
-        runs = []
+        """Every run of the grid, in a fixed order. Mitigations apply to private runs only:
+        a non-private run is the common reference of all of them; so is the non-private run
+        of the ``standard`` scaling for ``dp_standard`` (it has no budget for a DP
+        scaler). Duplicates are kept once."""
+        runs: dict[RunSpec, None] = {}
         for ds in self.datasets:
-            for frac in self.minority_fractions:
-                for eps in self.privacy:
-                    mits = ["none"] if eps is None else self.mitigations
-                    for mit in mits:
-                        params = self.mitigation_params.get(mit, {}) if mit != "none" else {}
-                        for seed in self.seeds:
-                            runs.append(
-                                RunSpec(
+            bounds = self._bounds_for(ds)
+            for scaling in self.scaling:
+                for frac in self.minority_fractions:
+                    for eps in self.privacy:
+                        mits = ["none"] if eps is None else self.mitigations
+                        sc = "standard" if (eps is None and scaling == "dp_standard") else scaling
+                        for mit in mits:
+                            params = self.mitigation_params.get(mit, {}) if mit != "none" else {}
+                            for seed in self.seeds:
+                                run = RunSpec(
                                     dataset=ds,
                                     seed=seed,
                                     epsilon=eps,
@@ -201,9 +243,23 @@ class StudySpec:
                                     mitigation=mit,
                                     mitigation_params=tuple(sorted(params.items())),
                                     reproducible=self.reproducible,
+                                    scaling=sc,
+                                    scaling_share=self.scaling_share,
+                                    bounds=bounds if sc in NEED_BOUNDS else None,
                                 )
-                            )
-        return runs
+                                runs.setdefault(run, None)
+        return list(runs)
+
+    def _bounds_for(self, ds: DatasetRef) -> tuple | None:
+        """The spec's public bounds for a table (parsed against its columns), if it needs
+        them; ``None`` leaves a bundled dataset its own."""
+        if self.bounds is None or not (set(self.scaling) & set(NEED_BOUNDS)):
+            return None
+        try:
+            table = ds.load(self.test_fraction)
+            return parse_bounds(self.bounds, table.feature_names).as_tuples()
+        except DataError as exc:
+            raise SpecError(f"study spec key 'bounds' for {ds.label}: {exc}") from None
 
     def to_dict(self) -> dict:
         d = asdict(self)
@@ -213,6 +269,10 @@ class StudySpec:
         d["delta"] = "auto" if self.delta is None else self.delta
         d["lr"] = "preset" if self.lr is None else self.lr
         d["layers"] = "preset" if self.layers is None else list(self.layers)
+        if self.scaling == [DEFAULT_SCALING] and self.bounds is None:
+            # the default: the same spec as before scaling was a key (no "changed" refusal)
+            for key in ("scaling", "scaling_share", "bounds"):
+                d.pop(key)
         return d
 
 
@@ -387,12 +447,62 @@ def spec_from_dict(d: dict, *, base: Path | None = None, name: str = "study") ->
                 "mitigation_params", "a table of tables, e.g. [mitigation_params.dpsgd_f]", mp
             )
         spec.mitigation_params = {k: dict(v) for k, v in mp.items()}
+    if "scaling" in d:
+        v = d["scaling"]
+        items = [v] if isinstance(v, str) else v
+        if not isinstance(items, list) or not items:
+            raise _err("scaling", "a scaling or a non-empty list of " + ", ".join(SCALINGS), v)
+        spec.scaling = list(dict.fromkeys(_choice("scaling", x, SCALINGS) for x in items))
+    if "scaling_share" in d:
+        spec.scaling_share = _setting("scaling_share", d["scaling_share"], "share")
+    if "bounds" in d:
+        b = d["bounds"]
+        if isinstance(b, str):
+            path = Path(b)
+            if base is not None and not path.is_absolute():
+                path = base / path
+            try:
+                b = read_bounds_file(path)
+            except DataError as exc:
+                raise SpecError(f"study spec key 'bounds': {exc}") from None
+        if not isinstance(b, dict) or not b:
+            raise _err("bounds", "a file name or a table {column = [lower, upper], ...}", b)
+        spec.bounds = dict(b)
     if "attacks" in d:
         a = d["attacks"]
         if not isinstance(a, list):
             raise _err("attacks", "a list of " + ", ".join(ATTACKS), a)
         spec.attacks = [_choice("attacks", x, ATTACKS) for x in a]
     return spec
+
+
+def with_overrides(spec: StudySpec, **values) -> StudySpec:
+    """``spec`` with some keys replaced (``None`` values are ignored), validated again like
+    a spec file: what ``study run --epsilon ... --seeds ...`` does."""
+    given = {k: v for k, v in values.items() if v is not None}
+    if not given:
+        return spec
+    d = spec.to_dict()
+    d["datasets"] = [x.get("name", x) for x in d["datasets"]]  # names as a spec writes them
+    d.update(given)
+    return spec_from_dict(d, name=spec.name)
+
+
+def parse_list(text: str, key: str) -> list:
+    """A comma-separated command-line list as spec values: numbers where they parse,
+    words (``none``, ``natural``, a scaling) as they are."""
+    out: list = []
+    for item in (p.strip() for p in str(text).split(",")):
+        if not item:
+            continue
+        try:
+            num = float(item)
+            out.append(int(num) if num.is_integer() and key == "seeds" else num)
+        except ValueError:
+            out.append(item)
+    if not out:
+        raise SpecError(f"--{key.replace('_', '-')} needs at least one value")
+    return out
 
 
 def load_spec(path: str | Path) -> StudySpec:
@@ -446,11 +556,27 @@ PRESETS: dict[str, dict] = {
         "clip": 1.0,
         "mitigations": ["none", "class_weighted", "dpsgd_f", "global_adapt"],
     },
+    # The study's protocol under each choice it leaves unstated that moves its results:
+    # the feature scaling (none, as its text literally reads; standardised, our default;
+    # min-max; standardised with statistics released under DP).
+    "sensitivity": {
+        "name": "sensitivity",
+        "datasets": ["pima", "breast_cancer"],
+        "minority_fractions": ["natural"],
+        "privacy": ["none", 8, 2, 1],
+        "delta": 1e-4,
+        "seeds": 10,
+        "epochs": 500,
+        "batch_size": 64,
+        "clip": 1.0,
+        "scaling": ["none", "standard", "minmax", "dp_standard"],
+    },
 }
 
 
 def preset(name: str) -> StudySpec:
-    """A named preset: ``paper`` (what ``reproduce`` runs), ``imbalance`` or ``mitigation``."""
+    """A named preset: ``paper`` (what ``reproduce`` runs), ``imbalance``, ``mitigation`` or
+    ``sensitivity`` (the paper's protocol under each feature scaling)."""
     if name not in PRESETS:
         raise SpecError(f"unknown preset {name!r}; presets: {', '.join(PRESETS)}")
     return spec_from_dict(PRESETS[name], name=name)

@@ -40,6 +40,7 @@ RESULT_COLUMNS: tuple[str, ...] = (
     "accountant",
     "engine",
     "mitigation",
+    "scaling",
     "seed",
     "epochs",
     "batch_size",
@@ -98,7 +99,8 @@ CREATE TABLE IF NOT EXISTS runs (
     stats_json TEXT,
     versions_json TEXT,
     batch_id TEXT,
-    finished_at REAL
+    finished_at REAL,
+    scaling TEXT
 );
 CREATE TABLE IF NOT EXISTS class_metrics (
     run_id TEXT NOT NULL REFERENCES runs(run_id),
@@ -203,6 +205,15 @@ class ResultsStore:
                 f"{self.path} has schema version {row[0]}; this imbalanced-dp reads "
                 f"version {SCHEMA_VERSION}"
             )
+        self._migrate()
+
+    def _migrate(self) -> None:
+        """Bring a store written by an earlier version up to date, in place: columns added
+        since (a run without a recorded scaling used the default, ``standard``)."""
+        cols = {r[1] for r in self._con.execute("PRAGMA table_info(runs)")}
+        if "scaling" not in cols:
+            self._con.execute("ALTER TABLE runs ADD COLUMN scaling TEXT")
+            self._con.execute("UPDATE runs SET scaling = 'standard' WHERE scaling IS NULL")
 
     def close(self) -> None:
         self._con.close()
@@ -317,6 +328,7 @@ class ResultsStore:
             "versions_json": json.dumps(r.versions, sort_keys=True),
             "batch_id": batch_id,
             "finished_at": now,
+            "scaling": s.scaling,
         }
 
     def _transaction(self):
