@@ -20,7 +20,8 @@ with the training settings shared by all its runs::
     test_fraction = 0.2
     imbalance_method = "subsample_minority" # or "undersample_majority"
     mitigations = ["none"]                  # "class_weighted", "dpsgd_f", "global_adapt"
-    attacks = []                            # "loss", "lira": membership inference
+    attacks = []                            # "loss", "lira": membership inference;
+                                            # "inversion": attribute inference
 
 A CSV path in a spec file is relative to the file's folder.
 
@@ -65,7 +66,7 @@ KEYS = (
     "mitigation_params",
     "attacks",
 )
-ATTACKS = ("loss", "lira")
+ATTACKS = ("loss", "lira", "inversion")
 
 
 @dataclass
