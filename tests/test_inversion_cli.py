@@ -234,6 +234,12 @@ def test_study_key_runs_inversion_and_the_report_shows_it(tmp_path):
     csv = next(f for f in sec.files if f.name.startswith("attribute_inference"))
     assert set(pd.read_csv(out / csv).columns) >= KEYS
     assert attack_sections(store, ["no-such-run"], out) == []
+    # the whole report builder picks the section up
+    from imbalanced_dp.reports import build_report
+
+    page = build_report(store, tmp_path / "full").read_text(encoding="utf-8")
+    assert "Threats: attribute inference and class inversion" in page
+    assert "Class inversion: the model" in page
     store.close()
 
 

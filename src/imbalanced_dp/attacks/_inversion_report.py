@@ -59,6 +59,12 @@ def _pick(records, **eq) -> list[dict]:
 # ---------------------------------------------------------------------- findings
 
 
+def _where(rec: dict) -> str:
+    return (
+        rec["attribute"] if rec["class"] == "all" else f"{rec['attribute']} (class {rec['class']})"
+    )
+
+
 def inversion_findings(inv: dict) -> list[str]:
     """The answers in words: which columns leak beyond imputation, whether the minority
     leaks more, what each privacy level leaves, the DP check and the class inversion."""
@@ -67,32 +73,45 @@ def inversion_findings(inv: dict) -> list[str]:
     out: list[str] = []
     names = inv.get("class_names", ["0", "1"])
     for lab in _levels(res):
-        rs = _pick(res, privacy=lab, attack=LEAD, **{"class": "all"})
+        rs = _pick(res, privacy=lab, attack=LEAD)
+        head = privacy_text(lab)
+        chance = 0.05 * len(rs)
         beyond = [r for r in rs if r["beats_imputation"]]
         leak = [r for r in rs if r["members_leak_more"]]
-        head = privacy_text(lab)
         if beyond:
-            cols = "; ".join(
-                f"{r['attribute']} {signed_ci(r, 'advantage_vs_imputation')}" for r in beyond
-            )
-            s = f"{head}: the learned attack beats imputation on members for {cols}"
+            parts = []
+            for r in beyond:
+                also = (r.get("advantage_vs_imputation_nonmembers_low") or 0) > 0
+                parts.append(
+                    f"{_where(r)} {signed_ci(r, 'advantage_vs_imputation')}"
+                    + (
+                        " (on non-members too: what the model learned about the population)"
+                        if also
+                        else " (not on non-members)"
+                    )
+                )
+            s = f"{head}: the learned attack beats imputation on members for " + "; ".join(parts)
         else:
             s = f"{head}: the learned attack beats imputation on no column"
         if leak:
-            s += "; members are inferred better than non-members for " + ", ".join(
-                r["attribute"] for r in leak
+            s += "; members are inferred better than non-members (net of imputation) for " + (
+                ", ".join(_where(r) for r in leak)
             )
         else:
             s += "; members are inferred no better than non-members on any column"
         conf = [
             r
-            for r in _pick(res, privacy=lab, attack="confidence", **{"class": "all"})
-            if r["beats_imputation"]
+            for r in _pick(res, privacy=lab, attack="confidence")
+            if r["beats_imputation"] and r["class"] == "all"
         ]
         if conf:
             s += "; the confidence attack beats imputation for " + ", ".join(
                 r["attribute"] for r in conf
             )
+        s += (
+            f" ({len(rs)} column × class intervals per measure: about {chance:.0f} would "
+            "exclude 0 by chance at 95 %)"
+        )
         out.append(s + ".")
         minority = _pick(gaps, privacy=lab, attack=LEAD, metric="advantage_vs_imputation")
         more = [g["attribute"] for g in minority if g["minority_leaks_more"]]
@@ -148,6 +167,12 @@ def inversion_findings(inv: dict) -> list[str]:
 # ---------------------------------------------------------------------- text
 
 
+def _non_cell(rec: dict) -> str:
+    low = rec.get("advantage_vs_imputation_nonmembers_low")
+    star = "*" if low is not None and low > 0 else ""
+    return _signed(rec.get("advantage_vs_imputation_nonmembers")) + star
+
+
 def _cls_cell(rec: dict | None) -> str:
     if rec is None:
         return "–"
@@ -175,7 +200,7 @@ def format_inversion_text(inv: dict) -> str:
         dp = lab != "none"
         lines.append(
             f"  {'attribute':<26}{'bins':>5}{'imput.':>8}{'conf.':>8}{'learned':>9}"
-            f"  {'learned − imputation':<26}{'class 0':>8}{'class 1':>8}"
+            f"  {'learned − imputation':<26}{'non-m.':>8}{'class 0':>8}{'class 1':>8}"
             f"  {'members − non-members':<26}" + ("DP bound" if dp else "")
         )
         for r in _pick(res, privacy=lab, attack=LEAD, **{"class": "all"}):
@@ -196,16 +221,19 @@ def format_inversion_text(inv: dict) -> str:
             lines.append(
                 f"  {r['attribute'][:25]:<26}{r['bins']:>5}{_num(r['imputation_success']):>8}"
                 f"{_num(conf_all.get('member_success')):>8}{_num(r['member_success']):>9}"
-                f"  {signed_ci(r, 'advantage_vs_imputation'):<26}{_cls_cell(per.get('0')):>8}"
+                f"  {signed_ci(r, 'advantage_vs_imputation'):<26}{_non_cell(r):>8}"
+                f"{_cls_cell(per.get('0')):>8}"
                 f"{_cls_cell(per.get('1')):>8}"
                 f"  {signed_ci(r, 'advantage_members_adjusted'):<26}{bound}"
             )
     if res:
         lines += [
             "",
-            "  Success on members; 'learned − imputation' on the same members (class columns: "
-            "* where the CI excludes 0); 'members − non-members' net of the imputation's own "
-            "difference on the split.",
+            "  Success on members; 'learned − imputation' on the same members, 'non-m.' the "
+            "same on non-members, then per class (* where the CI excludes 0); 'members − "
+            "non-members' net of the imputation's own difference on the split. An advantage "
+            "on non-members as well is population inference (what the model learned from "
+            "its training data about everyone), not a leak of the training records.",
         ]
     mi = inv.get("model_inversion", [])
     if mi:
@@ -506,6 +534,7 @@ def inversion_html(
                         _num(conf.get("member_success")),
                         _num(r["member_success"]),
                         signed_ci(r, "advantage_vs_imputation"),
+                        signed_ci(r, "advantage_vs_imputation_nonmembers"),
                         signed_ci(conf, "advantage_vs_imputation") if conf else "–",
                         signed_ci(r, "advantage_members_adjusted"),
                         "–"
@@ -522,7 +551,8 @@ def inversion_html(
                     "imputation",
                     "confidence attack",
                     "learned attack",
-                    "learned − imputation",
+                    "learned − imputation (members)",
+                    "learned − imputation (non-members)",
                     "confidence − imputation",
                     "members − non-members (learned, adjusted)",
                     "DP bound respected",
