@@ -361,28 +361,20 @@ class Imputer:
         n = len(bins)
         k = max(2, min(self.folds, n))
         fold = np.random.default_rng([self.seed, 0xF01D]).permutation(n) % k
-        best: tuple = (math.inf, IMPUTER_C_GRID[-1], None, [])
+        best: tuple = (math.inf, IMPUTER_C_GRID[-1], None)
         for C in IMPUTER_C_GRID:
             oof = np.zeros((n, self.n_bins))
-            parts = []
             for f in range(k):
                 out = fold == f
-                parts.append(AttackModel(self.n_bins, C=C).fit(F[~out], bins[~out]))
-                oof[out] = parts[-1].predict_proba(F[out])
+                part = AttackModel(self.n_bins, C=C).fit(F[~out], bins[~out])
+                oof[out] = part.predict_proba(F[out])
             loss = -float(_log(oof)[np.arange(n), bins].mean())
             if loss < best[0]:
-                best = (loss, C, oof, parts)
-        _, self.C_, oof, self.fold_models_ = best
+                best = (loss, C, oof)
+        _, self.C_, oof = best
         self.model_ = AttackModel(self.n_bins, C=self.C_).fit(F, bins)
         self.oof_log_proba_ = _log(oof)
         return self
-
-    def fold_log_proba(self, X: np.ndarray, y: np.ndarray) -> np.ndarray:
-        """Log of the fold models' mean probability of each bin for new records: the same
-        kind of prediction as ``oof_log_proba_`` (by fits on 1 − 1/folds of the attacker's
-        records), which is what the learned attack was trained on."""
-        F = self._F(X, y)
-        return _log(np.mean([m.predict_proba(F) for m in self.fold_models_], axis=0))
 
     def log_proba(self, X: np.ndarray, y: np.ndarray) -> np.ndarray:
         """Log-probability of each bin for records ``X`` (scaled) with labels ``y``."""

@@ -10,8 +10,9 @@ the auxiliary records of the members' size. Then, for each hidden attribute:
 * the **imputation** baseline (a regression on the other columns and the label) is fitted
   on the auxiliary records, with no model access;
 * the **confidence attack** queries the target at each candidate value;
-* the **learned attack** is the imputation's regression with the model's answers as extra
-  inputs, trained on the shadows' answers about their own training records.
+* the **learned attack** corrects the imputation with the target's answers to the same
+  queries, as it learned to from the shadows' answers about their own training records
+  (:class:`~._attribute.LearnedAttack`).
 
 Each is scored on members and on non-members, per class; with ``seeds`` targets per privacy
 level, the means get Student-t confidence intervals over the seeds and the differences
