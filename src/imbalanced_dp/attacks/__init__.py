@@ -1,14 +1,31 @@
 """Threats, measured: membership inference per class (loss threshold, LiRA offline and
-online) and an empirical audit of ε in one training run (Steinke, Nasr & Jagielski 2023).
+online), an empirical audit of ε in one training run (Steinke, Nasr & Jagielski 2023), and
+model inversion: attribute inference against an imputation baseline (confidence and
+learned attacks) and the inversion of a whole class (Fredrikson et al. 2015).
 
 Importing this package registers its section of the HTML report.
 """
 
+from ._attribute import (
+    AttackModel,
+    AttributeBins,
+    Imputer,
+    InferenceFeatures,
+    LearnedAttack,
+    answer_features,
+    candidate_confidence,
+    confidence_guess,
+    quantise_column,
+    resolve_attributes,
+)
 from ._audit import AuditRun, Canaries, audit_runs, dirac_init, make_canaries
 from ._bound import AuditBound, audit_p_value, audit_scores, epsilon_lower_bound, gaussian_epsilon
 from ._experiment import (
+    ATTACK_CHOICES,
     ATTACK_FAMILIES,
+    INVERSION,
     STUDY_CANARIES,
+    STUDY_INVERSION_SEEDS,
     STUDY_SHADOWS,
     AttackConfig,
     AttackReport,
@@ -18,7 +35,29 @@ from ._experiment import (
     run_study_attacks,
     standardise,
 )
+from ._inversion import (
+    INVERSION_ATTACKS,
+    InversionConfig,
+    InversionReport,
+    check_attributes,
+    check_inversion,
+    distinguishing_bound_respected,
+    member_split,
+    run_inversion,
+)
+from ._inversion_report import (
+    advantage_figure,
+    format_inversion_text,
+    inversion_findings,
+    model_inversion_figure,
+)
 from ._mia import ATTACK_NAMES, attack_scores, lira_scores, logit_confidence, loss_scores
+from ._model_inversion import (
+    class_log_prob_and_grad,
+    invert_classes,
+    nearest_distance,
+    stack_layers,
+)
 from ._report import attack_sections, format_text, roc_figure
 from ._roc import (
     REPORT_FPRS,
@@ -35,53 +74,86 @@ from ._train import (
     MembershipModels,
     PrivacySetting,
     TrainingSettings,
+    model_seed,
     parse_privacy,
     plan_setting,
+    privacy_label,
     random_halves,
     train_membership_models,
 )
 
 __all__ = [
+    "ATTACK_CHOICES",
     "ATTACK_FAMILIES",
     "ATTACK_NAMES",
     "CONTROL",
+    "INVERSION",
+    "INVERSION_ATTACKS",
     "REPORT_FPRS",
     "STUDY_CANARIES",
+    "STUDY_INVERSION_SEEDS",
     "STUDY_SHADOWS",
     "AttackConfig",
+    "AttackModel",
     "AttackReport",
+    "AttributeBins",
     "AuditBound",
     "AuditRun",
     "BootstrapPlan",
     "Canaries",
+    "Imputer",
+    "InferenceFeatures",
+    "InversionConfig",
+    "InversionReport",
+    "LearnedAttack",
     "MembershipModels",
     "PrivacySetting",
     "RocSummary",
     "TrainingSettings",
+    "advantage_figure",
+    "answer_features",
     "attack_scores",
     "attack_sections",
     "audit_p_value",
     "audit_runs",
     "audit_scores",
+    "candidate_confidence",
+    "check_attributes",
+    "check_inversion",
+    "class_log_prob_and_grad",
+    "confidence_guess",
     "config_for_spec",
     "dirac_init",
+    "distinguishing_bound_respected",
     "dp_bound",
     "epsilon_lower_bound",
+    "format_inversion_text",
     "format_text",
     "gaussian_epsilon",
+    "inversion_findings",
+    "invert_classes",
     "lira_scores",
     "logit_confidence",
     "loss_scores",
     "make_canaries",
+    "member_split",
+    "model_inversion_figure",
+    "model_seed",
+    "nearest_distance",
     "paired_gap_ci",
     "parse_privacy",
     "plan_setting",
+    "privacy_label",
+    "quantise_column",
     "random_halves",
+    "resolve_attributes",
     "roc_auc",
     "roc_curve",
     "roc_figure",
     "run_attacks",
+    "run_inversion",
     "run_study_attacks",
+    "stack_layers",
     "standardise",
     "summarize_roc",
     "tpr_at_fpr",

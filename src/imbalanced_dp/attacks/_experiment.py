@@ -1,5 +1,6 @@
 """The whole threat measurement of one dataset: membership inference per class at every
-privacy level, and the one-run audit of ε. The ``audit`` command and studies with
+privacy level, the one-run audit of ε, and (with ``"inversion"``) attribute inference and
+class inversion (:mod:`._inversion`). The ``audit`` command and studies with
 ``attacks = [...]`` call :func:`run_attacks`."""
 
 from __future__ import annotations
@@ -19,6 +20,12 @@ from ..models import architecture, hidden_for, lr_for
 from ..privacy import DEFAULT_ACCOUNTANT, default_delta
 from ..settings import check_setting
 from ._audit import DEFAULT_RADIUS, audit_runs
+from ._inversion import (
+    InversionConfig,
+    InversionReport,
+    check_inversion,
+    run_inversion,
+)
 from ._mia import VARIANCES, attack_scores
 from ._roc import REPORT_FPRS, BootstrapPlan, paired_gap_ci, summarize_roc
 from ._train import CONTROL, TrainingSettings, privacy_label, train_membership_models
@@ -28,6 +35,10 @@ ATTACK_FAMILIES: dict[str, tuple[str, ...]] = {
     "loss": ("loss",),
     "lira": ("lira_offline", "lira_online"),
 }
+#: The attack kind that runs attribute inference and class inversion (:mod:`._inversion`).
+INVERSION = "inversion"
+#: Everything ``--attacks`` and a study's ``attacks`` list accept.
+ATTACK_CHOICES: tuple[str, ...] = (*ATTACK_FAMILIES, INVERSION)
 #: Field name of each report FPR in the records.
 FPR_FIELDS = {0.01: "tpr_at_fpr_1pct", 0.001: "tpr_at_fpr_0_1pct"}
 ALL_CLASSES = "all"
@@ -83,14 +94,14 @@ class AttackConfig:
     canary_radius: float = DEFAULT_RADIUS
 
     def __post_init__(self) -> None:
-        unknown = [a for a in self.attacks if a not in ATTACK_FAMILIES]
+        unknown = [a for a in self.attacks if a not in ATTACK_CHOICES]
         if unknown:
             raise ParameterError(
-                f"attacks must be among {', '.join(ATTACK_FAMILIES)}; got {unknown[0]!r}"
+                f"attacks must be among {', '.join(ATTACK_CHOICES)}; got {unknown[0]!r}"
             )
         if not self.privacy:
             raise ParameterError("give at least one privacy level, e.g. none,8,2,1")
-        if self.attacks and self.shadows < 4:
+        if self.attack_names and self.shadows < 4:
             raise ParameterError(f"--shadows must be at least 4; got {self.shadows}")
         if self.canaries < 0 or self.canaries == 1:
             raise ParameterError(
@@ -114,7 +125,8 @@ class AttackConfig:
 
     @property
     def attack_names(self) -> tuple[str, ...]:
-        return tuple(a for fam in self.attacks for a in ATTACK_FAMILIES[fam])
+        """The membership-inference attacks to run (``inversion`` is not one of them)."""
+        return tuple(a for fam in self.attacks for a in ATTACK_FAMILIES.get(fam, ()))
 
     def to_dict(self) -> dict:
         d = asdict(self)
@@ -140,10 +152,13 @@ class AttackReport:
     audit: list[dict]
     notes: list[str] = field(default_factory=lambda: list(NOTES))
     seconds: float = math.nan
+    inversion: InversionReport | None = None
 
     def to_json(self, *, curves: bool = False) -> dict:
         """One JSON-ready object: ``results`` (one record per privacy × class × attack),
-        ``audit`` (one per audited setting), ``class_gaps``, the settings and notes."""
+        ``audit`` (one per audited setting), ``class_gaps``, the settings and notes; with
+        ``"inversion"`` among the attacks also ``inversion``
+        (:meth:`InversionReport.to_json`)."""
         out = {
             "dataset": self.dataset,
             "n_records": self.n_records,
@@ -158,6 +173,8 @@ class AttackReport:
         }
         if curves:
             out["roc_curves"] = self.curves
+        if self.inversion is not None:
+            out["inversion"] = self.inversion.to_json()
         return _clean(out)
 
     def fingerprint(self) -> str:
@@ -234,12 +251,14 @@ def run_attacks(
     dataset: Dataset,
     config: AttackConfig = AttackConfig(),
     *,
+    inversion: InversionConfig | None = None,
     label: str | None = None,
     preset: str | None = None,
     threads: int | None = None,
     progress: Callable[[str], None] | None = None,
 ) -> AttackReport:
-    """Membership inference per class and the one-run ε audit of ``dataset``.
+    """Membership inference per class and the one-run ε audit of ``dataset``, and attribute
+    inference with class inversion when ``config.attacks`` holds ``"inversion"``.
 
     Parameters
     ----------
@@ -247,6 +266,10 @@ def run_attacks(
         The pool of records (all rows are used).
     config : AttackConfig
         Privacy levels, number of models, canaries, training settings.
+    inversion : InversionConfig, optional
+        The inversion's own settings (default: :meth:`InversionConfig.from_attack_config`
+        of ``config``); used only with ``"inversion"`` among the attacks. Its attributes are
+        checked before anything is trained.
     label : str, optional
         The dataset's name in the records (default ``dataset.name``).
     preset : str, optional
@@ -267,6 +290,10 @@ def run_attacks(
     say = progress or (lambda _msg: None)
     name = label or dataset.name
     preset = preset if preset is not None else name
+    inv_cfg = None
+    if INVERSION in config.attacks:
+        inv_cfg = inversion or InversionConfig.from_attack_config(config)
+        check_inversion(dataset, inv_cfg, preset=preset)
     X = standardise(dataset.X)
     y = np.asarray(dataset.y, dtype=np.int64)
     N, d = X.shape
@@ -275,7 +302,7 @@ def run_attacks(
     cfg_dict = _resolved_config(config, N, preset)
     hidden, lr, delta = tuple(cfg_dict["hidden"]), cfg_dict["lr"], cfg_dict["delta"]
     arch = architecture(d, hidden)
-    if config.batch_size > N // 2:
+    if (config.attack_names or config.canaries > 0) and config.batch_size > N // 2:
         raise ParameterError(
             f"batch size {config.batch_size} is larger than the {N // 2} records each model "
             "trains on; give a smaller --batch-size"
@@ -375,6 +402,11 @@ def run_attacks(
             threads=threads,
         )
         audit = [{"dataset": name} | r.to_dict() for r in runs]
+    inverted = None
+    if inv_cfg is not None:
+        inverted = run_inversion(
+            dataset, inv_cfg, label=name, preset=preset, threads=threads, progress=say
+        )
     report = AttackReport(
         dataset=name,
         n_records=N,
@@ -385,6 +417,7 @@ def run_attacks(
         class_gaps=gaps,
         curves=curves,
         audit=audit,
+        inversion=inverted,
     )
     report.seconds = time.perf_counter() - t0
     say(f"  done in {report.seconds:.1f} s")
@@ -469,7 +502,10 @@ def _gaps(dataset, st, attack, per_class, confidence) -> list[dict]:
 
 
 def config_for_spec(spec, *, shadows: int = 64, canaries: int = 200) -> AttackConfig:
-    """The :class:`AttackConfig` of a study spec's attacks (its training settings)."""
+    """The :class:`AttackConfig` of a study spec's attacks (its training settings); the
+    audit's canaries only go with membership inference (``loss``, ``lira``)."""
+    if not any(a in ATTACK_FAMILIES for a in spec.attacks):
+        canaries = 0
     return AttackConfig(
         privacy=tuple(spec.privacy),
         shadows=shadows,
@@ -488,6 +524,16 @@ def config_for_spec(spec, *, shadows: int = 64, canaries: int = 200) -> AttackCo
 #: Models per privacy level and canaries of the attacks a study runs.
 STUDY_SHADOWS = 64
 STUDY_CANARIES = 200
+#: Target models per privacy level of a study's attribute inference.
+STUDY_INVERSION_SEEDS = 10
+
+
+def _stored_fingerprints(store, kind: str) -> dict[str, str | None]:
+    try:
+        stored = store.extras(kind)
+        return {r: p.get("fingerprint") for r, p in zip(stored["run_id"], stored["payload"])}
+    except Exception:
+        return {}
 
 
 def run_study_attacks(
@@ -500,46 +546,85 @@ def run_study_attacks(
     threads: int | None = None,
     shadows: int = STUDY_SHADOWS,
     canaries: int = STUDY_CANARIES,
+    inversion_seeds: int = STUDY_INVERSION_SEEDS,
 ) -> list[str]:
-    """Attack every dataset of a study at each of its privacy levels and store the records
-    (kind ``"attack"``, keys ``attack:<dataset>:<privacy>``). Datasets whose stored entries
-    were made with the same settings are skipped. Returns the keys written.
+    """Attack every dataset of a study at each of its privacy levels and store the records:
+    membership inference and the audit (kind ``"attack"``, keys
+    ``attack:<dataset>:<privacy>``) when the study lists ``loss`` or ``lira``, attribute
+    inference and class inversion (kind ``"inversion"``, keys
+    ``inversion:<dataset>:<privacy>``) when it lists ``inversion``. Entries already stored
+    with the same settings are skipped. Returns the keys written.
 
     Attacks use the study's training settings (epochs, batch size, learning rate, clip,
     layers, δ, accountant) on the whole table at its natural imbalance, with ``shadows``
-    models per privacy level and ``canaries`` canaries for the audit."""
+    models per privacy level and ``canaries`` canaries for the audit, and
+    ``inversion_seeds`` target models per privacy level for the inversion."""
     written: list[str] = []
     cfg = config_for_spec(spec, shadows=shadows, canaries=canaries)
-    try:
-        stored = store.extras("attack")
-        have = {r: p.get("fingerprint") for r, p in zip(stored["run_id"], stored["payload"])}
-    except Exception:
-        have = {}
+    families = tuple(a for a in cfg.attacks if a in ATTACK_FAMILIES)
+    mia = replace(cfg, attacks=families, delta=spec.delta)
+    inv = (
+        InversionConfig.from_attack_config(replace(cfg, delta=spec.delta), seeds=inversion_seeds)
+        if INVERSION in cfg.attacks
+        else None
+    )
+    have = _stored_fingerprints(store, "attack") if families else {}
+    have_inv = _stored_fingerprints(store, "inversion") if inv is not None else {}
     for ref in spec.datasets:
         ds = ref.load(spec.test_fraction)
         name = ref.label
-        c = replace(cfg, delta=spec.delta)
-        fp = config_fingerprint(name, _resolved_config(c, len(ds.y), ref.name or ""))
-        keys = [f"attack:{name}:{privacy_label(p)}" for p in c.privacy]
-        if keys and all(have.get(k) == fp for k in keys):
-            if not quiet:
-                echo(f"attacks on {name}: already stored")
-            continue
-        try:
-            rep = run_attacks(
-                ds,
-                c,
-                label=name,
-                preset=ref.name or "",
-                threads=threads,
-                progress=None if quiet else echo,
-            )
-        except ImbalancedDPError as exc:  # one dataset's bad setting must not sink the study
-            echo(f"attacks on {name} failed: {' '.join(str(exc).split())}")
-            continue
-        for key, payload in rep.store_payloads().items():
-            store.write_extra(key, "attack", payload)
-            written.append(key)
+        preset = ref.name or ""
+        jobs: list[tuple[str, Callable[[], dict[str, dict]]]] = []
+        if families:
+            fp = config_fingerprint(name, _resolved_config(mia, len(ds.y), preset))
+            keys = [f"attack:{name}:{privacy_label(p)}" for p in mia.privacy]
+            if keys and all(have.get(k) == fp for k in keys):
+                if not quiet:
+                    echo(f"attacks on {name}: already stored")
+            else:
+                jobs.append(
+                    (
+                        "attack",
+                        lambda ds=ds, name=name, preset=preset: run_attacks(
+                            ds,
+                            mia,
+                            label=name,
+                            preset=preset,
+                            threads=threads,
+                            progress=None if quiet else echo,
+                        ).store_payloads(),
+                    )
+                )
+        if inv is not None:
+            fp = config_fingerprint(name, inv.resolved(len(ds.y), preset))
+            keys = [f"inversion:{name}:{privacy_label(p)}" for p in inv.privacy]
+            if all(have_inv.get(k) == fp for k in keys):
+                if not quiet:
+                    echo(f"attribute inference on {name}: already stored")
+            else:
+                jobs.append(
+                    (
+                        "inversion",
+                        lambda ds=ds, name=name, preset=preset: run_inversion(
+                            ds,
+                            inv,
+                            label=name,
+                            preset=preset,
+                            threads=threads,
+                            progress=None if quiet else echo,
+                        ).store_payloads(),
+                    )
+                )
+        for kind, job in jobs:
+            try:
+                payloads = job()
+            except ImbalancedDPError as exc:  # one dataset's bad setting must not sink the study
+                what = "attacks" if kind == "attack" else "attribute inference"
+                echo(f"{what} on {name} failed: {' '.join(str(exc).split())}")
+                continue
+            for key, payload in payloads.items():
+                store.write_extra(key, kind, payload)
+                written.append(key)
     return written
 
 

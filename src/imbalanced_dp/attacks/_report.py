@@ -75,7 +75,10 @@ def gap_verdict(g: dict) -> str:
 
 
 def format_text(report: dict) -> str:
-    """The command line's summary of an :meth:`AttackReport.to_json` object."""
+    """The command line's summary of an :meth:`AttackReport.to_json` object (with its
+    ``inversion`` part when present)."""
+    from ._inversion_report import format_inversion_text
+
     lines: list[str] = []
     cfg = report.get("config", {})
     results = report.get("results", [])
@@ -170,8 +173,15 @@ def format_text(report: dict) -> str:
             lines.append(
                 "  ε_LB ≤ ε for every DP setting: " + ("yes" if ok else "NO — check the engine")
             )
-    lines += ["", "Notes:"] + [f"  - {n}" for n in report.get("notes", [])]
-    return "\n".join(line.rstrip() for line in lines)
+    inv = report.get("inversion")
+    if inv:
+        if lines:
+            lines.append("")
+        lines.append(format_inversion_text(inv))
+    notes = list(report.get("notes", [])) if (results or audit) else []
+    notes += list(inv.get("notes", [])) if inv else []
+    lines += ["", "Notes:"] + [f"  - {n}" for n in notes]
+    return "\n".join(line.rstrip() for line in lines).strip("\n")
 
 
 # ---------------------------------------------------------------------- figures
@@ -278,21 +288,27 @@ def _table(head: list[str], rows: list[list[str]]) -> str:
     return f'<table class="attacks"><thead><tr>{th}</tr></thead><tbody>{body}</tbody></table>'
 
 
-def _payloads_by_dataset(store, run_ids) -> dict[str, list[dict]]:
+def _wanted_datasets(store, run_ids) -> set[str] | None:
+    """The datasets of ``run_ids`` (``None``: every dataset)."""
+    if run_ids is None:
+        return None
+    ids = list(run_ids)
+    if not ids:
+        return set()
+    marks = ",".join("?" * len(ids))
+    q = store.query(f"SELECT DISTINCT dataset FROM runs WHERE run_id IN ({marks})", tuple(ids))
+    return set(q["dataset"])
+
+
+def _payloads_by_dataset(store, run_ids, wanted: set[str] | None = None) -> dict[str, list[dict]]:
     try:
         df = store.extras("attack")
     except Exception:
         return {}
     if df.empty:
         return {}
-    wanted = None
-    if run_ids is not None:
-        ids = list(run_ids)
-        if not ids:
-            return {}
-        marks = ",".join("?" * len(ids))
-        q = store.query(f"SELECT DISTINCT dataset FROM runs WHERE run_id IN ({marks})", tuple(ids))
-        wanted = set(q["dataset"])
+    if wanted is None and run_ids is not None:
+        wanted = _wanted_datasets(store, run_ids)
     out: dict[str, list[dict]] = {}
     for p in df["payload"]:
         if not isinstance(p, dict) or "dataset" not in p:
@@ -439,28 +455,62 @@ def dataset_html(
 
 
 def attack_sections(store, run_ids, out_dir) -> list[Section]:
-    """Report section provider: the stored membership-inference and audit results."""
-    by_ds = _payloads_by_dataset(store, run_ids)
-    if not by_ds:
+    """Report section provider: the stored membership-inference and audit results, and
+    attribute inference with class inversion next to them."""
+    from ._inversion_report import inversion_html, inversion_payloads_by_dataset
+
+    wanted = _wanted_datasets(store, run_ids)
+    if wanted is not None and not wanted:
+        return []
+    by_ds = _payloads_by_dataset(store, run_ids, wanted)
+    inv_ds = inversion_payloads_by_dataset(store, wanted)
+    if not by_ds and not inv_ds:
         return []
     notes = next((p.get("notes") for ps in by_ds.values() for p in ps if p.get("notes")), []) or []
-    parts = [
-        "<p>Membership inference per class on models trained by DP-SGD (loss threshold, "
-        "Yeom et al. 2018; LiRA, Carlini et al. 2022), and an empirical lower bound on ε "
-        "from one training run per setting. Following Kulynych et al. (2022), classes are "
-        "compared by confidence intervals, not raw rates.</p>"
-    ]
+    inv_notes = (
+        next((p.get("notes") for ps in inv_ds.values() for p in ps if p.get("notes")), []) or []
+    )
+    parts = []
+    if by_ds:
+        parts.append(
+            "<p>Membership inference per class on models trained by DP-SGD (loss threshold, "
+            "Yeom et al. 2018; LiRA, Carlini et al. 2022), and an empirical lower bound on ε "
+            "from one training run per setting. Following Kulynych et al. (2022), classes are "
+            "compared by confidence intervals, not raw rates.</p>"
+        )
+    if inv_ds:
+        parts.append(
+            "<p>Attribute inference per class (Fredrikson et al. 2014; Yeom et al. 2018; "
+            "Mehnaz et al. 2022): given a patient's other columns and label, can an attacker "
+            "with the model infer the hidden one better than an imputation from the other "
+            "columns alone (Jayaraman &amp; Evans 2022), and better for training records than "
+            "for others? And what a class inversion reconstructs (Fredrikson et al. 2015).</p>"
+        )
     files: list[Path] = []
-    for ds, payloads in by_ds.items():
-        h, f = dataset_html(ds, payloads, Path(out_dir) if out_dir is not None else None)
+    out = Path(out_dir) if out_dir is not None else None
+    for ds in dict.fromkeys([*by_ds, *inv_ds]):
+        if ds in by_ds:
+            h, f = dataset_html(ds, by_ds[ds], out)
+        else:
+            h, f = f"<h3>{html.escape(ds)}</h3>", []
         parts.append(h)
         files += f
-    if notes:
-        parts.append("<ul>" + "".join(f"<li>{html.escape(n)}</li>" for n in notes) + "</ul>")
+        if ds in inv_ds:
+            h, f = inversion_html(ds, inv_ds[ds], out)
+            parts.append(h)
+            files += f
+    every = [*notes, *inv_notes]
+    if every:
+        parts.append("<ul>" + "".join(f"<li>{html.escape(n)}</li>" for n in every) + "</ul>")
+    topics = []
+    if by_ds:
+        topics.append("membership inference per class and an audit of ε")
+    if inv_ds:
+        topics.append("attribute inference and class inversion")
     return [
         Section(
             id="threats",
-            title="Threats: membership inference per class and an audit of ε",
+            title="Threats: " + "; ".join(topics),
             html="\n".join(parts),
             files=files,
         )

@@ -180,7 +180,7 @@ def _load_pima() -> Dataset:
         source=meta["origin"],
         citation=meta["citation"],
         fingerprint=digest,
-        extra={"licence": meta["licence"], "sha256": digest},
+        extra={"licence": meta["licence"], "sha256": digest, "target": meta["target"]},
     )
 
 

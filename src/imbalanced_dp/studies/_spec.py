@@ -25,7 +25,8 @@ with the training settings shared by all its runs::
     scaling = ["standard"]                  # and/or "none", "minmax", "public", "dp_standard"
     scaling_share = 0.1                     # the share of epsilon dp_standard spends
     bounds = "bounds.json"                  # public bounds of a table's columns (optional)
-    attacks = []                            # "loss", "lira": membership inference
+    attacks = []                            # "loss", "lira": membership inference;
+                                            # "inversion": attribute inference
 
 A CSV path in a spec file is relative to the file's folder.
 
@@ -80,7 +81,7 @@ KEYS = (
     "bounds",
     "attacks",
 )
-ATTACKS = ("loss", "lira")
+ATTACKS = ("loss", "lira", "inversion")
 #: Keys whose values a rerun may extend (more seeds, another ε...): every other key changes
 #: the settings of the runs, so a study of the same name with another value is refused.
 GRID_KEYS = (
@@ -168,7 +169,11 @@ KEY_HELP: dict[str, tuple[str, str]] = {
         "file (relative to the spec) or a table {column = [lower, upper]}",
         "the bundled datasets' own; required for a CSV",
     ),
-    "attacks": ('membership inference after the runs: "loss", "lira"', "[] (none)"),
+    "attacks": (
+        'threats measured after the runs: "loss", "lira" (membership inference and the '
+        'epsilon audit), "inversion" (attribute inference and class inversion)',
+        "[] (none)",
+    ),
 }
 
 
