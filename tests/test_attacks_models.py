@@ -12,16 +12,15 @@ from imbalanced_dp.attacks import (
     CONTROL,
     AttackConfig,
     TrainingSettings,
-    attack_sections,
     audit_runs,
     dp_bound,
-    roc_figure,
     run_attacks,
     run_study_attacks,
     standardise,
 )
 from imbalanced_dp.data import Dataset, load_dataset
 from imbalanced_dp.models import architecture, hidden_for
+from imbalanced_dp.reports import roc_figure, threat_sections
 
 
 @pytest.fixture(scope="module")
@@ -144,7 +143,7 @@ def test_report_records_json_and_study_hook(pima, tmp_path):
     assert run_study_attacks(spec, store, [], echo=msgs.append, shadows=6, canaries=20) == []
 
     out = tmp_path / "report"
-    sections = attack_sections(store, None, out)
+    sections = threat_sections(store, None, out)
     assert len(sections) == 1
     sec = sections[0]
     assert "data:image/png;base64," in sec.html
@@ -152,7 +151,7 @@ def test_report_records_json_and_study_hook(pima, tmp_path):
     assert all((out / f).exists() for f in sec.files)
     assert {f.suffix for f in sec.files} >= {".png", ".svg", ".csv"}
     # run ids of another dataset: no section
-    assert attack_sections(store, ["no-such-run"], out) == []
+    assert threat_sections(store, ["no-such-run"], out) == []
     store.close()
 
 

@@ -182,7 +182,8 @@ def test_csv_target_column_is_refused_by_name(capsys, tmp_path):
 
 
 def test_study_key_runs_inversion_and_the_report_shows_it(tmp_path):
-    from imbalanced_dp.attacks import attack_sections, run_study_attacks
+    from imbalanced_dp.attacks import run_study_attacks
+    from imbalanced_dp.reports import threat_sections
     from imbalanced_dp.studies import ResultsStore, spec_from_dict
 
     rng = np.random.default_rng(1)
@@ -222,7 +223,7 @@ def test_study_key_runs_inversion_and_the_report_shows_it(tmp_path):
     assert any("already stored" in m for m in msgs)
 
     out = tmp_path / "report"
-    (sec,) = attack_sections(store, None, out)
+    (sec,) = threat_sections(store, None, out)
     assert "attribute inference" in sec.title
     assert "Attribute inference: can the model give away a hidden column?" in sec.html
     assert "Class inversion: the model" in sec.html
@@ -234,7 +235,7 @@ def test_study_key_runs_inversion_and_the_report_shows_it(tmp_path):
     assert {f.suffix for f in sec.files} == {".png", ".svg", ".csv"}
     csv = next(f for f in sec.files if f.name.startswith("attribute_inference"))
     assert set(pd.read_csv(out / csv).columns) >= KEYS
-    assert attack_sections(store, ["no-such-run"], out) == []
+    assert threat_sections(store, ["no-such-run"], out) == []
     # the whole report builder picks the section up
     from imbalanced_dp.reports import build_report
 
@@ -253,7 +254,7 @@ def test_study_spec_rejects_unknown_attacks():
 
 
 def test_advantage_and_inversion_figures_structure():
-    from imbalanced_dp.attacks import advantage_figure, model_inversion_figure
+    from imbalanced_dp.reports import advantage_figure, model_inversion_figure
 
     results = [
         {

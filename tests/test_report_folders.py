@@ -267,7 +267,7 @@ def test_recall_gap_series_that_coincide_stay_apart():
 
 
 def test_the_roc_figure_has_a_legend_entry_for_every_line():
-    from imbalanced_dp.attacks._report import roc_figure
+    from imbalanced_dp.reports import roc_figure
 
     grid = [1e-4, 1e-2, 1.0]
     curves = [

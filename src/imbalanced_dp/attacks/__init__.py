@@ -3,7 +3,7 @@ online), an empirical audit of ε in one training run (Steinke, Nasr & Jagielski
 model inversion: attribute inference against an imputation baseline (confidence and
 learned attacks) and the inversion of a whole class (Fredrikson et al. 2015).
 
-Importing this package registers its section of the HTML report.
+Their text, tables and figures live in :mod:`imbalanced_dp.reports`.
 """
 
 from ._attribute import (
@@ -37,6 +37,7 @@ from ._experiment import (
 )
 from ._inversion import (
     INVERSION_ATTACKS,
+    MODEL_INVERSION_TEXT,
     InversionConfig,
     InversionReport,
     check_attributes,
@@ -45,12 +46,6 @@ from ._inversion import (
     member_split,
     run_inversion,
 )
-from ._inversion_report import (
-    advantage_figure,
-    format_inversion_text,
-    inversion_findings,
-    model_inversion_figure,
-)
 from ._mia import ATTACK_NAMES, attack_scores, lira_scores, logit_confidence, loss_scores
 from ._model_inversion import (
     class_log_prob_and_grad,
@@ -58,7 +53,6 @@ from ._model_inversion import (
     nearest_distance,
     stack_layers,
 )
-from ._report import attack_sections, format_text, roc_figure
 from ._roc import (
     REPORT_FPRS,
     BootstrapPlan,
@@ -89,6 +83,7 @@ __all__ = [
     "CONTROL",
     "INVERSION",
     "INVERSION_ATTACKS",
+    "MODEL_INVERSION_TEXT",
     "REPORT_FPRS",
     "STUDY_CANARIES",
     "STUDY_INVERSION_SEEDS",
@@ -110,10 +105,8 @@ __all__ = [
     "PrivacySetting",
     "RocSummary",
     "TrainingSettings",
-    "advantage_figure",
     "answer_features",
     "attack_scores",
-    "attack_sections",
     "audit_p_value",
     "audit_runs",
     "audit_scores",
@@ -127,17 +120,13 @@ __all__ = [
     "distinguishing_bound_respected",
     "dp_bound",
     "epsilon_lower_bound",
-    "format_inversion_text",
-    "format_text",
     "gaussian_epsilon",
-    "inversion_findings",
     "invert_classes",
     "lira_scores",
     "logit_confidence",
     "loss_scores",
     "make_canaries",
     "member_split",
-    "model_inversion_figure",
     "model_seed",
     "nearest_distance",
     "paired_gap_ci",
@@ -149,7 +138,6 @@ __all__ = [
     "resolve_attributes",
     "roc_auc",
     "roc_curve",
-    "roc_figure",
     "run_attacks",
     "run_inversion",
     "run_study_attacks",

@@ -5,8 +5,6 @@ class inversion (:mod:`._inversion`). The ``audit`` command and studies with
 
 from __future__ import annotations
 
-import hashlib
-import json
 import math
 import time
 from collections.abc import Callable, Sequence
@@ -27,6 +25,8 @@ from ._inversion import (
     run_inversion,
 )
 from ._mia import VARIANCES, attack_scores
+from ._records import clean_json as _clean
+from ._records import config_fingerprint
 from ._roc import REPORT_FPRS, BootstrapPlan, paired_gap_ci, summarize_roc
 from ._train import CONTROL, TrainingSettings, privacy_label, train_membership_models
 
@@ -208,29 +208,6 @@ class AttackReport:
                 }
             )
         return out
-
-
-def config_fingerprint(dataset: str, config: dict) -> str:
-    payload = json.dumps({"dataset": dataset, "config": config}, sort_keys=True, default=str)
-    return hashlib.sha256(payload.encode()).hexdigest()[:16]
-
-
-def _clean(x):
-    """NaN and infinities to None, numpy scalars to Python: strict JSON."""
-    if isinstance(x, dict):
-        return {k: _clean(v) for k, v in x.items()}
-    if isinstance(x, list | tuple):
-        return [_clean(v) for v in x]
-    if isinstance(x, np.ndarray):
-        return [_clean(v) for v in x.tolist()]
-    if isinstance(x, np.bool_ | bool):
-        return bool(x)
-    if isinstance(x, np.integer):
-        return int(x)
-    if isinstance(x, float | np.floating):
-        x = float(x)
-        return x if math.isfinite(x) else None
-    return x
 
 
 def standardise(X: np.ndarray) -> np.ndarray:

@@ -217,7 +217,7 @@ class InversionReport:
         """One JSON-ready object: ``results`` (one record per privacy × attribute × class ×
         attack), ``class_gaps``, ``model_inversion`` (one per privacy × class), the
         attributes' bins, the settings and notes."""
-        from ._experiment import _clean
+        from ._records import clean_json as _clean
 
         return _clean(
             {
@@ -237,13 +237,13 @@ class InversionReport:
         )
 
     def fingerprint(self) -> str:
-        from ._experiment import config_fingerprint
+        from ._records import config_fingerprint
 
         return config_fingerprint(self.dataset, self.config)
 
     def store_payloads(self) -> dict[str, dict]:
         """Store entries (kind ``"inversion"``) keyed ``inversion:<dataset>:<privacy>``."""
-        from ._experiment import _clean
+        from ._records import clean_json as _clean
 
         fp = self.fingerprint()
         out = {}

@@ -170,10 +170,10 @@ def audit(
         INVERSION,
         AttackConfig,
         InversionConfig,
-        format_text,
         parse_privacy,
         run_attacks,
     )
+    from ..reports import format_attack_text
 
     ref = _dataset_ref(dataset, csv_path, target, positive, sep, features, drop)
     fams = tuple(a.strip() for a in attacks.split(",") if a.strip())
@@ -228,7 +228,7 @@ def audit(
     )
     obj = rep.to_json()
     if out_dir is not None:
-        from ..attacks._report import figure_png, roc_figure
+        from ..reports import roc_figure, save_figure, write_inversion_figures
 
         out_dir.mkdir(parents=True, exist_ok=True)
         (out_dir / "audit.json").write_text(
@@ -237,16 +237,13 @@ def audit(
         written = []
         if rep.curves:
             fig = roc_figure(rep.curves, title=f"{rep.dataset}: membership inference ROC")
-            (out_dir / "mia_roc.png").write_bytes(figure_png(fig))
-            fig.savefig(out_dir / "mia_roc.svg", format="svg")
-            written += ["mia_roc.png", "mia_roc.svg"]
+            saved = save_figure(fig, out_dir, "mia_roc")
+            written += [saved.png.name, saved.svg.name]
         if rep.inversion is not None:
-            from ..attacks._inversion_report import write_inversion_figures
-
             written += [p.name for p in write_inversion_figures(obj["inversion"], out_dir)]
     if as_json:
         click.echo(json.dumps(obj, indent=2))
     else:
-        click.echo(format_text(obj))
+        click.echo(format_attack_text(obj))
         if out_dir is not None:
             click.echo(f"\nwritten: {', '.join([str(out_dir / 'audit.json'), *written])}")

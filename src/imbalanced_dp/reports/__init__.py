@@ -21,6 +21,13 @@ from ._figures import (
     training_split_figure,
 )
 from ._folder import MANIFEST, ReportFolderError, check_report_dir, default_report_dir
+from ._inversion import (
+    advantage_figure,
+    format_inversion_text,
+    inversion_findings,
+    model_inversion_figure,
+    write_inversion_figures,
+)
 from ._prose import finding_sentences
 from ._sections import SECTION_PROVIDERS, Section, register_section_provider
 from ._tables import (
@@ -33,6 +40,8 @@ from ._tables import (
     to_markdown,
     to_text,
 )
+from ._threats import format_text as format_attack_text
+from ._threats import roc_figure, threat_sections
 
 __all__ = [
     "CLAIMS",
@@ -44,6 +53,7 @@ __all__ = [
     "ReportData",
     "ReportFolderError",
     "Section",
+    "advantage_figure",
     "build_report",
     "cells",
     "check_report_dir",
@@ -54,18 +64,25 @@ __all__ = [
     "evaluate_claims",
     "fairness_table",
     "finding_sentences",
+    "format_attack_text",
+    "format_inversion_text",
     "heatmap_figure",
+    "inversion_findings",
     "load_report_data",
     "metric_table",
+    "model_inversion_figure",
     "nonprivate_metrics_figure",
     "privacy_utility_figure",
     "recall_gap_figure",
     "register_section_provider",
+    "roc_figure",
     "save_figure",
     "table3",
     "table4",
+    "threat_sections",
     "to_latex",
     "to_markdown",
     "to_text",
     "training_split_figure",
+    "write_inversion_figures",
 ]

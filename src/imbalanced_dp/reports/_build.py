@@ -628,15 +628,13 @@ def _ci_text(mean, low, high) -> str:
 
 
 def _provider_sections(store, run_ids, out_dir: Path) -> list[Section]:
-    """Every registered provider's sections, in registration order. A provider that fails
-    becomes a visible notice instead of breaking the whole report."""
-    import importlib
+    """The threats section, then every user-registered provider's sections in registration
+    order. A provider that fails becomes a visible notice instead of breaking the whole
+    report."""
+    from ._threats import threat_sections
 
-    # the project's own providers register themselves on import
-    for module in ("imbalanced_dp.attacks",):
-        importlib.import_module(module)
     out: list[Section] = []
-    for i, fn in enumerate(SECTION_PROVIDERS):
+    for i, fn in enumerate([threat_sections, *SECTION_PROVIDERS]):
         name = getattr(fn, "__qualname__", repr(fn))
         try:
             got = fn(store, run_ids, out_dir) or []

@@ -49,3 +49,26 @@ def join_words(items: list[str]) -> str:
     if len(items) <= 1:
         return "".join(items)
     return ", ".join(items[:-1]) + " and " + items[-1]
+
+
+def fmt_num(x, digits: int = 3) -> str:
+    """A number, or ``–`` when it is missing or not finite (a record's ``None``)."""
+    if x is None or (isinstance(x, float) and not math.isfinite(x)):
+        return "–"
+    return f"{x:.{digits}f}"
+
+
+def fmt_signed(x, digits: int = 3) -> str:
+    """A number with its sign, or ``–`` when missing."""
+    if x is None or (isinstance(x, float) and not math.isfinite(x)):
+        return "–"
+    return f"{x:+.{digits}f}"
+
+
+def fmt_interval(v, lo, hi, *, digits: int = 3, signed: bool = False) -> str:
+    """``0.612 [0.571, 0.650]`` (``+`` signs when ``signed``); the value alone when the
+    interval is missing."""
+    f = fmt_signed if signed else fmt_num
+    if lo is None or hi is None:
+        return f(v, digits)
+    return f"{f(v, digits)} [{f(lo, digits)}, {f(hi, digits)}]"

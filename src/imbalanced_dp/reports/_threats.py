@@ -1,15 +1,15 @@
 """Rendering of threat measurements: plain text for the command line, ROC figures on log–log
-axes with the DP bound, and the report section (registered with the report builder).
+axes with the DP bound, and the report's threats section.
 
-Everything here reads the plain records of :meth:`AttackReport.to_json` or the store's
-``attack`` entries; nothing is computed that the records do not hold.
+:mod:`imbalanced_dp.attacks` computes and returns plain records (:meth:`AttackReport.to_json`,
+the store's ``attack`` and ``inversion`` entries); everything here reads them, with the
+report's shared number formats (:mod:`._format`), figure saver and class colours
+(:mod:`._figures`). Nothing is computed that the records do not hold.
 """
 
 from __future__ import annotations
 
-import base64
 import html
-import io
 import math
 import re
 from collections.abc import Iterable
@@ -17,37 +17,31 @@ from pathlib import Path
 
 import numpy as np
 
-from ..reports._sections import Section, register_section_provider
+from ._figures import CLASS_COLORS, save_figure
+from ._format import fmt_interval, fmt_num
+from ._sections import Section
 
 ATTACK_TITLES = {
     "loss": "loss threshold",
     "lira_offline": "LiRA offline",
     "lira_online": "LiRA online",
 }
-_CLASS_COLOURS = {"0": "#1f77b4", "1": "#d62728", "all": "#555555"}
+_CLASS_COLOURS = {**CLASS_COLORS, "all": CLASS_COLORS["avg/total"]}
 _ATTACK_STYLES = {"lira_online": "-", "lira_offline": "-.", "loss": ":"}
 
 
 # ---------------------------------------------------------------------- text
 
 
-def _num(x, digits: int = 3) -> str:
-    if x is None or (isinstance(x, float) and not math.isfinite(x)):
-        return "–"
-    return f"{x:.{digits}f}"
+_num = fmt_num
 
 
 def _ci(v, lo, hi, digits: int = 3) -> str:
-    if lo is None or hi is None:
-        return _num(v, digits)
-    return f"{_num(v, digits)} [{_num(lo, digits)}, {_num(hi, digits)}]"
+    return fmt_interval(v, lo, hi, digits=digits)
 
 
 def _signed_ci(v, lo, hi) -> str:
-    def s(x):
-        return "–" if x is None else f"{x:+.3f}"
-
-    return f"{s(v)} [{s(lo)}, {s(hi)}]" if lo is not None else s(v)
+    return fmt_interval(v, lo, hi, signed=True)
 
 
 def privacy_title(label: str, epsilon=None) -> str:
@@ -77,7 +71,7 @@ def gap_verdict(g: dict) -> str:
 def format_text(report: dict) -> str:
     """The command line's summary of an :meth:`AttackReport.to_json` object (with its
     ``inversion`` part when present)."""
-    from ._inversion_report import format_inversion_text
+    from ._inversion import format_inversion_text
 
     lines: list[str] = []
     cfg = report.get("config", {})
@@ -267,12 +261,6 @@ def roc_figure(curves: list[dict], *, title: str = "", attacks: Iterable[str] | 
     return fig
 
 
-def figure_png(fig) -> bytes:
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=110)
-    return buf.getvalue()
-
-
 def _safe(name: str) -> str:
     return re.sub(r"[^A-Za-z0-9_.-]+", "_", name) or "dataset"
 
@@ -327,12 +315,10 @@ def _payloads_by_dataset(store, run_ids, wanted: set[str] | None = None) -> dict
     return out
 
 
-def dataset_html(
-    dataset: str, payloads: list[dict], out_dir: Path | None
-) -> tuple[str, list[Path]]:
+def dataset_html(dataset: str, payloads: list[dict], out_dir: Path) -> tuple[str, list[Path]]:
     """HTML (figure inline, tables) of one dataset's stored attack entries; writes the
-    figure (PNG and SVG) and CSV tables under ``out_dir`` when given and returns their
-    paths relative to it."""
+    figure (PNG and SVG, with the report's figure saver) and CSV tables under ``out_dir``
+    and returns their paths relative to it."""
     import pandas as pd
 
     files: list[Path] = []
@@ -344,20 +330,15 @@ def dataset_html(
     cfg = next((p.get("config") for p in payloads if p.get("config")), {}) or {}
     if curves:
         fig = roc_figure(curves, title=f"{dataset}: membership inference ROC per class")
-        png = figure_png(fig)
-        if out_dir is not None:
-            rel = Path("figures") / f"mia_roc_{_safe(dataset)}"
-            (Path(out_dir) / "figures").mkdir(parents=True, exist_ok=True)
-            (Path(out_dir) / rel.with_suffix(".png")).write_bytes(png)
-            fig.savefig(Path(out_dir) / rel.with_suffix(".svg"), format="svg")
-            files += [rel.with_suffix(".png"), rel.with_suffix(".svg")]
-        uri = "data:image/png;base64," + base64.b64encode(png).decode("ascii")
+        saved = save_figure(fig, Path(out_dir) / "figures", f"mia_roc_{_safe(dataset)}")
+        files += [Path("figures") / saved.png.name, Path("figures") / saved.svg.name]
+        uri = saved.data_uri
         parts.append(
             f'<figure><img src="{uri}" alt="ROC curves of membership inference on '
             f'{html.escape(dataset)}, log-log axes, per class and privacy level">'
             "<figcaption>ROC curves on log–log axes, pooled over "
             f"{cfg.get('shadows', '?')} target models (leave one model out); class 0 blue, "
-            "class 1 red; solid LiRA online (shaded: 95 % bootstrap band), dash-dot LiRA "
+            "class 1 vermilion; solid LiRA online (shaded: 95 % bootstrap band), dash-dot LiRA "
             "offline, dotted loss threshold; black dashed: the bound TPR ≤ e^ε·FPR + δ of a "
             "DP model.</figcaption></figure>"
         )
@@ -443,7 +424,7 @@ def dataset_html(
                 rows,
             )
         )
-    if out_dir is not None and (results or audit):
+    if results or audit:
         tabs = Path(out_dir) / "tables"
         tabs.mkdir(parents=True, exist_ok=True)
         for rows, stem in ((results, "mia"), (audit, "privacy_audit")):
@@ -454,10 +435,10 @@ def dataset_html(
     return "\n".join(parts), files
 
 
-def attack_sections(store, run_ids, out_dir) -> list[Section]:
-    """Report section provider: the stored membership-inference and audit results, and
-    attribute inference with class inversion next to them."""
-    from ._inversion_report import inversion_html, inversion_payloads_by_dataset
+def threat_sections(store, run_ids, out_dir) -> list[Section]:
+    """The report's threats section: the stored membership-inference and audit results, and
+    attribute inference with class inversion next to them (none when nothing is stored)."""
+    from ._inversion import inversion_html, inversion_payloads_by_dataset
 
     wanted = _wanted_datasets(store, run_ids)
     if wanted is not None and not wanted:
@@ -487,7 +468,7 @@ def attack_sections(store, run_ids, out_dir) -> list[Section]:
             "for others? And what a class inversion reconstructs (Fredrikson et al. 2015).</p>"
         )
     files: list[Path] = []
-    out = Path(out_dir) if out_dir is not None else None
+    out = Path(out_dir)
     for ds in dict.fromkeys([*by_ds, *inv_ds]):
         if ds in by_ds:
             h, f = dataset_html(ds, by_ds[ds], out)
@@ -515,6 +496,3 @@ def attack_sections(store, run_ids, out_dir) -> list[Section]:
             files=files,
         )
     ]
-
-
-register_section_provider(attack_sections)

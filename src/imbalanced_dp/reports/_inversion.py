@@ -8,14 +8,15 @@ Everything here reads the plain records of :meth:`InversionReport.to_json` or th
 
 from __future__ import annotations
 
-import base64
 import html
 import math
 from pathlib import Path
 
 import numpy as np
 
-from ._inversion import MODEL_INVERSION_TEXT
+from ..attacks import MODEL_INVERSION_TEXT
+from ._figures import CLASS_COLORS, class_label, save_figure
+from ._format import fmt_num, fmt_signed
 
 #: The attack whose numbers the summaries lead with.
 LEAD = "learned"
@@ -24,16 +25,8 @@ LEAD = "learned"
 # ---------------------------------------------------------------------- numbers as text
 
 
-def _num(x, digits: int = 3) -> str:
-    if x is None or (isinstance(x, float) and not math.isfinite(x)):
-        return "–"
-    return f"{x:.{digits}f}"
-
-
-def _signed(x, digits: int = 3) -> str:
-    if x is None or (isinstance(x, float) and not math.isfinite(x)):
-        return "–"
-    return f"{x:+.{digits}f}"
+_num = fmt_num
+_signed = fmt_signed
 
 
 def signed_ci(rec: dict, key: str, digits: int = 3) -> str:
@@ -282,8 +275,6 @@ def format_inversion_text(inv: dict) -> str:
 
 
 def _class_colours() -> dict[str, str]:
-    from ..reports._figures import CLASS_COLORS
-
     return CLASS_COLORS
 
 
@@ -292,8 +283,6 @@ def advantage_figure(results: list[dict], *, attack: str = LEAD, title: str = ""
     over non-members (dashed, net of the imputation's) against the privacy level, per class,
     with 95 % CIs and a zero line. Returns a :class:`matplotlib.figure.Figure`."""
     from matplotlib.figure import Figure
-
-    from ..reports._figures import class_label
 
     colours = _class_colours()
     rs = [r for r in results if r["attack"] == attack and r["class"] in ("0", "1")]
@@ -408,8 +397,6 @@ def model_inversion_figure(records: list[dict], *, title: str = ""):
 def write_inversion_figures(inv: dict, out_dir: Path, *, suffix: str = "") -> list[Path]:
     """Write ``inversion_advantage`` and ``model_inversion`` (PNG and SVG) into ``out_dir``;
     returns the paths written."""
-    from ..reports._figures import save_figure
-
     out: list[Path] = []
     ds = inv.get("dataset", "")
     if inv.get("results"):
@@ -462,14 +449,10 @@ def _safe(name: str) -> str:
     return re.sub(r"[^A-Za-z0-9_.-]+", "_", name) or "dataset"
 
 
-def inversion_html(
-    dataset: str, payloads: list[dict], out_dir: Path | None
-) -> tuple[str, list[Path]]:
+def inversion_html(dataset: str, payloads: list[dict], out_dir: Path) -> tuple[str, list[Path]]:
     """HTML (figures inline, tables, findings) of one dataset's stored inversion entries;
-    writes the figures (PNG, SVG) and CSV tables under ``out_dir`` when given and returns
-    their paths relative to it."""
-    import io
-
+    writes the figures (PNG, SVG) and CSV tables under ``out_dir`` and returns their paths
+    relative to it."""
     import pandas as pd
 
     inv = merge_payloads(payloads)
@@ -486,16 +469,9 @@ def inversion_html(
     ]
 
     def emit(fig, stem: str, alt: str, caption: str) -> None:
-        if out_dir is not None:
-            from ..reports._figures import save_figure
-
-            saved = save_figure(fig, Path(out_dir) / "figures", f"{stem}_{_safe(dataset)}")
-            files.extend(Path("figures") / p.name for p in (saved.png, saved.svg))
-            uri = saved.data_uri
-        else:
-            buf = io.BytesIO()
-            fig.savefig(buf, format="png", dpi=110)
-            uri = "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode("ascii")
+        saved = save_figure(fig, Path(out_dir) / "figures", f"{stem}_{_safe(dataset)}")
+        files.extend(Path("figures") / p.name for p in (saved.png, saved.svg))
+        uri = saved.data_uri
         parts.append(
             f'<figure><img src="{uri}" alt="{html.escape(alt)}"><figcaption>'
             f"{html.escape(caption)}</figcaption></figure>"
@@ -605,7 +581,7 @@ def inversion_html(
     findings = inversion_findings(inv)
     if findings:
         parts.append("<ul>" + "".join(f"<li>{html.escape(f)}</li>" for f in findings) + "</ul>")
-    if out_dir is not None and (res or mi):
+    if res or mi:
         tabs = Path(out_dir) / "tables"
         tabs.mkdir(parents=True, exist_ok=True)
         for rows, stem in ((res, "attribute_inference"), (mi, "model_inversion")):
