@@ -119,6 +119,20 @@ def test_breast_cancer_flips_sklearn_labels():
     assert list(bunch.target_names) == ["malignant", "benign"]
     np.testing.assert_array_equal(ds.y, (bunch.target == 0).astype(int))
     np.testing.assert_array_equal(ds.X, bunch.data)
+    # read from scikit-learn's file without importing it: the same names and values
+    assert ds.feature_names == tuple(bunch.feature_names)
+
+
+def test_breast_cancer_falls_back_to_sklearns_loader(monkeypatch):
+    """When scikit-learn's file is not where it used to be, its loader gives the same table."""
+    import importlib.util
+
+    from imbalanced_dp.data import _dataset
+
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name: None)
+    ds = _dataset._load_breast_cancer()
+    assert ds.X.shape == (569, 30) and ds.class_counts == (357, 212)
+    assert ds.fingerprint == load_dataset("breast_cancer").fingerprint
 
 
 def test_registry():

@@ -11,6 +11,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from imblearn.metrics import classification_report_imbalanced
+from sklearn.metrics import accuracy_score, balanced_accuracy_score
 
 from imbalanced_dp.metrics import (
     AVG_LABEL,
@@ -85,7 +86,10 @@ def test_report_matches_imblearn_and_hand_formulas_on_random_cases(pairs):
     assert_reports_equal(ours, imblearn_report(y_true, y_pred))
     assert_reports_equal(ours, hand_report(y_true, y_pred))
     scores = run_scores(y_true, y_pred)
-    assert scores["accuracy"] == pytest.approx(np.mean(y_true == y_pred), abs=1e-15)
+    assert scores["accuracy"] == pytest.approx(accuracy_score(y_true, y_pred), abs=1e-15)
+    assert scores["balanced_accuracy"] == pytest.approx(
+        balanced_accuracy_score(y_true, y_pred), abs=1e-15
+    )
     assert scores["balanced_accuracy"] == pytest.approx(ours.loc[["0", "1"], "rec"].mean())
 
 
@@ -146,14 +150,16 @@ def test_all_wrong_prediction():
 
 def test_single_class_truth_matches_imblearn_and_warns():
     """Outside any stratified split, a truth with one class only: the values are
-    imbalanced-learn's, and its warning that specificity is ill-defined is passed on."""
-    from sklearn.exceptions import UndefinedMetricWarning
+    imbalanced-learn's, and, like it, we warn that recall and specificity are undefined."""
+    from sklearn.exceptions import UndefinedMetricWarning as SklearnUndefined
+
+    from imbalanced_dp.exceptions import UndefinedMetricWarning
 
     y_true = np.zeros(6, dtype=int)
     y_pred = np.array([0, 1, 0, 0, 1, 0])
     with pytest.warns(UndefinedMetricWarning):
         ours = per_class_report(y_true, y_pred)
-    with pytest.warns(UndefinedMetricWarning):
+    with pytest.warns(SklearnUndefined):
         ref = imblearn_report(y_true, y_pred)
     assert_reports_equal(ours, ref)
     assert ours.loc["1", "sup"] == 0

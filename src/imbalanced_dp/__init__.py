@@ -14,7 +14,7 @@ The Python API, importable from the top-level package:
 - the per-class report: :func:`per_class_report`, :func:`format_report`
 - studies: :class:`StudySpec`, :func:`preset`, :func:`load_spec`, :func:`run_runs`,
   :class:`ResultsStore`; the report: :func:`write_report`
-- scikit-learn: :class:`DPMLPClassifier`
+- scikit-learn: :class:`DPMLPClassifier`, :class:`DPStandardScaler`, :func:`pipeline_privacy`
 - errors: :class:`ImbalancedDPError` (a ``ValueError``) and its subclasses in
   :mod:`imbalanced_dp.exceptions`
 
@@ -50,7 +50,7 @@ if TYPE_CHECKING:
         prepare_split,
     )
     from .engines import RunConfig, TrainedModel, TrainJob, get_engine
-    from .estimator import DPMLPClassifier
+    from .estimator import DPMLPClassifier, DPStandardScaler, pipeline_privacy
     from .exceptions import ImbalancedDPError
     from .metrics import format_report, per_class_report
     from .pipeline import write_report
@@ -84,7 +84,7 @@ _EXPORTS: dict[str, tuple[str, ...]] = {
         "prepare_split",
     ),
     "engines": ("RunConfig", "TrainJob", "TrainedModel", "get_engine"),
-    "estimator": ("DPMLPClassifier",),
+    "estimator": ("DPMLPClassifier", "DPStandardScaler", "pipeline_privacy"),
     "exceptions": ("ImbalancedDPError",),
     "metrics": ("format_report", "per_class_report"),
     "pipeline": ("write_report",),
@@ -110,6 +110,7 @@ _LAZY = {name: module for module, names in _EXPORTS.items() for name in names}
 
 __all__ = [
     "DPMLPClassifier",
+    "DPStandardScaler",
     "Dataset",
     "DatasetRef",
     "ImbalancedDPError",
@@ -133,6 +134,7 @@ __all__ = [
     "load_spec",
     "make_imbalanced",
     "per_class_report",
+    "pipeline_privacy",
     "prepare_split",
     "preset",
     "run_runs",

@@ -60,6 +60,11 @@ class DataWarning(UserWarning):
     like an identifier, a positive class that is not the minority)."""
 
 
+class UndefinedMetricWarning(UserWarning):
+    """A metric is undefined for these labels (a ratio with no cases behind it, e.g. the
+    specificity of a class when the truth has no other class) and was set to 0."""
+
+
 __all__ = [
     "DataError",
     "DataWarning",
@@ -70,4 +75,5 @@ __all__ = [
     "StoreError",
     "StudyInterrupted",
     "TrainingError",
+    "UndefinedMetricWarning",
 ]

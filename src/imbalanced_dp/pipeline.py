@@ -43,7 +43,7 @@ def _fmt_csv(df: pd.DataFrame, path: Path, columns) -> Path:
 
 def reproduce(
     *,
-    seeds: int = 10,
+    seeds: int = 30,
     epochs: int = 500,
     engine: str = "fast",
     accountant: str = DEFAULT_ACCOUNTANT,
@@ -137,13 +137,21 @@ def reproduce(
     }
     (out_dir / "config.json").write_text(json.dumps(config, indent=2) + "\n", encoding="utf-8")
     paths["config"] = out_dir / "config.json"
+    which = f", features scaled with {primary}" if sensitivity else ""
     echo("")
-    echo(f"Table 3 — non-private models (mean ± 95 % CI half-width over {seeds} seeds)")
+    echo(f"Table 3 — non-private models (mean ± 95 % CI half-width over {seeds} seeds{which})")
     echo(to_text(t3))
     echo("")
-    echo(f"Table 4 — DP-SGD at δ = 1e-4 (mean ± 95 % CI half-width over {seeds} seeds)")
+    echo(f"Table 4 — DP-SGD at δ = 1e-4 (mean ± 95 % CI half-width over {seeds} seeds{which})")
     echo(to_text(t4))
     echo("")
+    if sensitivity:
+        from .reports import analyse_choices, verdict_table
+
+        verdicts = verdict_table(analyse_choices(frame))
+        echo("The study's claims under each feature scaling (the report says why):")
+        echo(verdicts.drop(columns="statement").to_string(index=False))
+        echo("")
     if outcome.failed:
         echo(f"{outcome.failed} runs FAILED; first: {outcome.failures[0]}")
     if report:

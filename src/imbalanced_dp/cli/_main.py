@@ -279,10 +279,11 @@ def _warn_one_class(res, ds) -> None:
 @click.option(
     "--seeds",
     type=int,
-    default=10,
+    default=30,
     show_default=True,
     metavar="N",
-    help="Seeds per setting (0 … N−1).",
+    help="Seeds per setting (0 … N−1). 30 by default: outcomes can be bimodal (a minority "
+    "recall of 0 or 0.7 by seed), and 30 seeds halve the interval widths of 10.",
 )
 @click.option("--epochs", type=int, default=500, show_default=True, metavar="N")
 @click.option("--engine", type=_choices.ENGINE, default="fast", show_default=True)

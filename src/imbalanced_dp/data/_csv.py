@@ -18,11 +18,14 @@ import re
 import warnings
 from collections import Counter
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
-import pandas as pd
 
 from ..exceptions import DataError, DataWarning
+
+if TYPE_CHECKING:
+    import pandas as pd
 from ._dataset import Dataset
 
 _MAX_LISTED = 8
@@ -176,6 +179,8 @@ _ID_NAME = re.compile(r"^(id|.*[_ ]id|patient.*)$", re.IGNORECASE)
 def _identifier_columns(df: pd.DataFrame, features: list[str]) -> list[tuple[str, str]]:
     """Feature columns that look like identifiers: named like one, or integer and unique per
     row."""
+    import pandas as pd
+
     out = []
     n = len(df)
     for c in features:
@@ -289,6 +294,8 @@ def load_csv(
         ``patient*``, or a different integer on every row); a positive class that is not
         the minority.
     """
+    import pandas as pd
+
     p = Path(path)
     sep = parse_sep(sep)
     features = None if features is None else tuple(str(c) for c in features)
@@ -442,6 +449,8 @@ def load_features(
         An unreadable table, or a named column that is missing, not numeric, or has missing
         or infinite values.
     """
+    import pandas as pd
+
     p = Path(path)
     sep = parse_sep(sep)
     raw = _decompress(p, _read_bytes(p))

@@ -184,19 +184,61 @@ def _load_pima() -> Dataset:
     )
 
 
-def _load_breast_cancer() -> Dataset:
+#: The ten nucleus measurements of Breast Cancer Wisconsin, in the table's column order;
+#: each appears as its mean, its standard error and its worst value (Street et al. 1993).
+_BC_MEASURES = (
+    "radius",
+    "texture",
+    "perimeter",
+    "area",
+    "smoothness",
+    "compactness",
+    "concavity",
+    "concave points",
+    "symmetry",
+    "fractal dimension",
+)
+BREAST_CANCER_FEATURES = (
+    *(f"mean {m}" for m in _BC_MEASURES),
+    *(f"{m} error" for m in _BC_MEASURES),
+    *(f"worst {m}" for m in _BC_MEASURES),
+)
+
+
+def _breast_cancer_arrays() -> tuple[np.ndarray, np.ndarray, tuple[str, ...]]:
+    """``(X, target, target_names)`` of the copy of the table that scikit-learn ships, read
+    from its file without importing scikit-learn (which takes a second); scikit-learn's own
+    loader when the file is not where it used to be."""
+    import importlib.util
+    from pathlib import Path
+
+    spec = importlib.util.find_spec("sklearn")
+    path = None
+    if spec is not None and spec.origin:
+        path = Path(spec.origin).parent / "datasets" / "data" / "breast_cancer.csv"
+    if path is not None and path.is_file():
+        lines = path.read_text(encoding="utf-8").strip().splitlines()
+        head = lines[0].split(",")
+        n_rows, n_cols = int(head[0]), int(head[1])
+        values = np.array([[float(v) for v in line.split(",")] for line in lines[1:]])
+        if values.shape == (n_rows, n_cols + 1) and n_cols == len(BREAST_CANCER_FEATURES):
+            return values[:, :n_cols], values[:, n_cols].astype(np.int64), tuple(head[2:])
     from sklearn.datasets import load_breast_cancer
 
     bunch = load_breast_cancer()
+    return bunch.data, bunch.target, tuple(str(t) for t in bunch.target_names)
+
+
+def _load_breast_cancer() -> Dataset:
+    X, target, target_names = _breast_cancer_arrays()
     # scikit-learn codes malignant as 0 and benign as 1; the study's label 1 is malignant.
-    names = list(bunch.target_names)
-    malignant = names.index("malignant")
-    y = (bunch.target == malignant).astype(np.int64)
+    malignant = list(target_names).index("malignant")
+    y = (target == malignant).astype(np.int64)
     return Dataset(
         name="breast_cancer",
-        X=bunch.data,
+        X=X,
         y=y,
-        feature_names=tuple(str(f) for f in bunch.feature_names),
+        feature_names=BREAST_CANCER_FEATURES,
         class_names=("benign", "malignant"),
         title="Breast Cancer Wisconsin (Diagnostic)",
         source="scikit-learn sklearn.datasets.load_breast_cancer (UCI ML repository copy)",

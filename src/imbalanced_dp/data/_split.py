@@ -7,6 +7,7 @@ minority share; then fit the scaler on what remains of the training split.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -34,21 +35,54 @@ def _rng(seed: int, purpose: int) -> np.random.Generator:
     return np.random.default_rng([int(seed), purpose])
 
 
+def _test_counts(counts: np.ndarray, n_test: int) -> np.ndarray:
+    """Test rows per class: ``n_test`` shared in proportion to the class sizes, rounded by
+    largest remainders (ties to the larger class, then the lower label)."""
+    ideal = n_test * counts / counts.sum()
+    out = np.floor(ideal).astype(np.int64)
+    order = sorted(range(len(counts)), key=lambda c: (-(ideal[c] - out[c]), -counts[c], c))
+    for c in order[: n_test - int(out.sum())]:
+        out[c] += 1
+    return out
+
+
 def stratified_split(
     y: np.ndarray, *, seed: int, test_fraction: float = 0.2
 ) -> tuple[np.ndarray, np.ndarray]:
     """Row indices of a stratified train/test split, the same for every use of ``seed``.
 
+    ``ceil(test_fraction × n)`` rows go to the test split, shared among the classes in
+    proportion to their sizes (largest remainders); each class's test rows are a uniformly
+    random subset of its rows, drawn from a stream of ``seed`` that nothing else uses.
     Returns sorted ``(train_rows, test_rows)``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> y = np.array([0] * 80 + [1] * 20)
+    >>> train, test = stratified_split(y, seed=0)
+    >>> len(train), len(test), int(y[test].sum())
+    (80, 20, 4)
     """
     check_setting("test_fraction", test_fraction)
-    from sklearn.model_selection import StratifiedShuffleSplit
-
-    splitter = StratifiedShuffleSplit(n_splits=1, test_size=test_fraction, random_state=seed)
-    try:
-        train, test = next(splitter.split(np.zeros((len(y), 1)), y))
-    except ValueError as exc:
-        raise DataError(f"cannot make a stratified split: {exc}") from None
+    y = np.asarray(y)
+    n = len(y)
+    classes, counts = np.unique(y, return_counts=True)
+    n_test = math.ceil(test_fraction * n)
+    if len(classes) < 2 or counts.min() < 2 or n_test < len(classes) or n - n_test < len(classes):
+        raise DataError(
+            f"cannot make a stratified split of {n} rows with class counts "
+            f"{', '.join(str(int(c)) for c in counts)} and {test_fraction:.0%} test: every "
+            "class needs rows in both splits"
+        )
+    per_class = _test_counts(counts, n_test)
+    rng = _rng(seed, 0x5B1)
+    test_parts = []
+    for c, k in zip(classes, per_class, strict=True):
+        rows = np.flatnonzero(y == c)
+        test_parts.append(rng.permutation(rows)[:k])
+    test = np.sort(np.concatenate(test_parts))
+    train = np.setdiff1d(np.arange(n), test)
     for name, rows in (("training", train), ("test", test)):
         missing = set((0, 1)) - set(np.unique(y[rows]).tolist())
         if missing:
@@ -57,7 +91,7 @@ def stratified_split(
                 "the class is too small for a stratified split with "
                 f"{test_fraction:.0%} test"
             )
-    return np.sort(train), np.sort(test)
+    return train, test
 
 
 def make_imbalanced(
@@ -156,12 +190,13 @@ class PreparedSplit:
 
 
 def fit_standard_scaler(X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Mean and scale of each column (a constant column gets scale 1), as scikit-learn's
-    ``StandardScaler`` computes them."""
-    from sklearn.preprocessing import StandardScaler
-
-    scaler = StandardScaler().fit(X)
-    return scaler.mean_.astype(np.float64), scaler.scale_.astype(np.float64)
+    """Mean and population standard deviation of each column (a constant column gets scale
+    1 and is only centred), the statistics of scikit-learn's ``StandardScaler``."""
+    X = np.asarray(X, dtype=np.float64)
+    mean = X.mean(axis=0)
+    std = np.sqrt(((X - mean) ** 2).mean(axis=0))
+    constant = np.ptp(X, axis=0) == 0 if len(X) else np.ones(X.shape[1], dtype=bool)
+    return mean, np.where(constant, 1.0, std)
 
 
 def _check_scaled(

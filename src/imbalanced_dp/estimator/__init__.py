@@ -1,4 +1,6 @@
-"""A scikit-learn compatible classifier trained with DP-SGD: :class:`DPMLPClassifier`."""
+"""scikit-learn estimators with differential privacy: :class:`DPMLPClassifier` (an MLP
+trained with DP-SGD), :class:`DPStandardScaler` (a scaler whose statistics are released
+under ε-DP), and :func:`pipeline_privacy` (the total ε of a pipeline of them)."""
 
 from ._classifier import (
     BALANCED_COUNT_SHARE,
@@ -9,6 +11,8 @@ from ._classifier import (
     TUNING_NOTE,
     DPMLPClassifier,
 )
+from ._pipeline import PipelinePrivacy, pipeline_privacy
+from ._scaler import DPStandardScaler
 
 __all__ = [
     "BALANCED_COUNT_SHARE",
@@ -18,4 +22,7 @@ __all__ = [
     "RESEARCH_WARNING",
     "TUNING_NOTE",
     "DPMLPClassifier",
+    "DPStandardScaler",
+    "PipelinePrivacy",
+    "pipeline_privacy",
 ]

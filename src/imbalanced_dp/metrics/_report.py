@@ -4,8 +4,11 @@ For each class c, treating c as positive: precision ``pre``, recall ``rec``, spe
 ``spe``, ``f1``, the geometric mean of sensitivity and specificity ``geo = sqrt(rec * spe)``,
 the index of balanced accuracy with alpha = 0.1 on the squared geo
 ``iba = (1 + 0.1 (rec - spe)) geo**2``, and the support ``sup``; then an ``avg/total`` row
-with each column averaged over the classes weighted by support. This is exactly
-``imblearn.metrics.classification_report_imbalanced`` with its defaults, which is what we call.
+with each column averaged over the classes weighted by support. These are the definitions of
+``imblearn.metrics.classification_report_imbalanced`` with its defaults (the tests compare
+the two on random and edge cases); computed here with numpy from the confusion counts, so
+that a run does not import scikit-learn. A ratio with nothing behind it (the precision of a
+class never predicted) is 0, as imbalanced-learn's ``zero_division=0``.
 """
 
 from __future__ import annotations
@@ -36,31 +39,64 @@ def per_class_report(
     >>> report.loc["1", ["pre", "rec", "spe"]].round(4).tolist()
     [0.5, 0.3333, 0.75]
     """
-    from imblearn.metrics import classification_report_imbalanced
+    import warnings
 
-    y_true = np.asarray(y_true)
-    y_pred = np.asarray(y_pred)
-    d = classification_report_imbalanced(
-        y_true, y_pred, labels=list(labels), output_dict=True, zero_division=0
-    )
+    from ..exceptions import UndefinedMetricWarning
+
+    y_true = np.asarray(y_true).ravel()
+    y_pred = np.asarray(y_pred).ravel()
+    if y_true.shape != y_pred.shape:
+        raise ValueError(
+            f"y_true and y_pred have different lengths: {len(y_true)} and {len(y_pred)}"
+        )
     rows = {}
+    undefined = []
     for c in labels:
-        r = d[str(c)]
-        rows[str(c)] = [float(r[m]) for m in METRICS] + [int(r["sup"])]
-    rows[AVG_LABEL] = [float(d[f"avg_{m}"]) for m in METRICS] + [int(d["total_support"])]
+        truth, pred = y_true == c, y_pred == c
+        tp = int(np.sum(truth & pred))
+        fp = int(np.sum(~truth & pred))
+        fn = int(np.sum(truth & ~pred))
+        tn = int(np.sum(~truth & ~pred))
+        if tp + fn == 0 or tn + fp == 0:
+            undefined.append(str(c))
+        pre, rec, spe = _ratio(tp, tp + fp), _ratio(tp, tp + fn), _ratio(tn, tn + fp)
+        f1 = _ratio(2 * pre * rec, pre + rec)
+        geo = float(np.sqrt(rec * spe))
+        iba = (1 + 0.1 * (rec - spe)) * geo**2
+        rows[str(c)] = [pre, rec, spe, f1, geo, iba, tp + fn]
+    if undefined:
+        warnings.warn(
+            f"the truth has no example of some class (class {', '.join(undefined)} or the "
+            "others): recall or specificity is undefined there and set to 0",
+            UndefinedMetricWarning,
+            stacklevel=2,
+        )
+    sup = np.array([rows[str(c)][-1] for c in labels], dtype=np.float64)
+    total = int(sup.sum())
+    avg = [
+        float(np.dot([rows[str(c)][j] for c in labels], sup) / total) if total else 0.0
+        for j in range(len(METRICS))
+    ]
+    rows[AVG_LABEL] = [*avg, total]
     df = pd.DataFrame.from_dict(rows, orient="index", columns=list(COLUMNS))
     df["sup"] = df["sup"].astype(int)
     df.index.name = "class"
     return df
 
 
-def run_scores(y_true: np.ndarray, y_pred: np.ndarray) -> dict[str, float]:
-    """Overall ``accuracy`` and ``balanced_accuracy`` (mean recall over the classes)."""
-    from sklearn.metrics import accuracy_score, balanced_accuracy_score
+def _ratio(a: float, b: float) -> float:
+    return float(a) / float(b) if b > 0 else 0.0
 
+
+def run_scores(y_true: np.ndarray, y_pred: np.ndarray) -> dict[str, float]:
+    """Overall ``accuracy`` and ``balanced_accuracy`` (the mean recall over the classes
+    present in ``y_true``, as scikit-learn's ``balanced_accuracy_score``)."""
+    y_true = np.asarray(y_true).ravel()
+    y_pred = np.asarray(y_pred).ravel()
+    recalls = [float(np.mean(y_pred[y_true == c] == c)) for c in np.unique(y_true)]
     return {
-        "accuracy": float(accuracy_score(y_true, y_pred)),
-        "balanced_accuracy": float(balanced_accuracy_score(y_true, y_pred)),
+        "accuracy": float(np.mean(y_true == y_pred)),
+        "balanced_accuracy": float(np.mean(recalls)),
     }
 
 

@@ -28,6 +28,7 @@ from ._accounting import (
     sampling_plan,
 )
 from ._cache import (
+    SEARCH_VERSION,
     Calibration,
     CalibrationCache,
     CalibrationKey,
@@ -36,6 +37,7 @@ from ._cache import (
     MemoryCache,
     accountant_version,
     cache_dir,
+    calibration_version,
     user_cache,
 )
 from ._ledger import (
@@ -82,6 +84,7 @@ __all__ = [
     "PUBLIC_N_NOTE",
     "RESEARCH_NOISE",
     "RESEARCH_NOTE",
+    "SEARCH_VERSION",
     "SECRET_NOISE",
     "SECRET_NOTE",
     "SHARED_GAUSSIAN",
@@ -104,6 +107,7 @@ __all__ = [
     "cache_dir",
     "calibrate_noise_multiplier",
     "calibration_key",
+    "calibration_version",
     "check_accountant",
     "check_delta",
     "check_epsilon",

@@ -163,10 +163,31 @@ def _pld_epsilon(sigma: float, q: float, steps: int, delta: float) -> float:
     return float(acc.get_epsilon(delta))
 
 
+def _dp_rdp_epsilon(sigma: float, q: float, steps: int, delta: float) -> float:
+    """dp-accounting's RDP bound: the PLD search's upper bracket (no PyTorch needed)."""
+    import dp_accounting
+
+    acc = dp_accounting.rdp.RdpAccountant()
+    event = dp_accounting.PoissonSampledDpEvent(q, dp_accounting.GaussianDpEvent(sigma))
+    acc.compose(dp_accounting.SelfComposedDpEvent(event, steps))
+    return float(acc.get_epsilon(delta))
+
+
+#: Internal name of dp-accounting's RDP accountant, used only to bracket PLD's search.
+_DP_RDP = "dp-accounting rdp"
+
+
 @lru_cache(maxsize=4096)
 def _epsilon(sigma: float, q: float, steps: int, delta: float, accountant: str) -> float:
     import numpy as np
 
+    if accountant == _DP_RDP:
+        with np.errstate(all="ignore"), warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            eps = _dp_rdp_epsilon(sigma, q, steps, delta)
+        if not math.isfinite(eps):
+            raise PrivacyError(f"no RDP bound for noise multiplier {sigma:.4g}")
+        return eps
     check_accountant(accountant)
     if accountant == "pld":
         with np.errstate(all="ignore"):
@@ -300,15 +321,16 @@ def _too_large(target: float, delta: float, q: float, steps: int, accountant: st
 
 @lru_cache(maxsize=1024)
 def _calibrate(target: float, delta: float, q: float, steps: int, accountant: str, tol: float):
-    if accountant == "rdp":
+    if accountant in ("rdp", _DP_RDP):
         return _search(target, delta, q, steps, accountant, tol, start=None)
     # PLD and PRV: bracket with the RDP accountant first. It is cheap at any sigma and its
     # conversion is looser, so its sigma is an upper bracket; it also refuses absurd targets
     # at once (sigma below 0.001). RDP cannot certify very small targets at all (its orders
     # stop at 63): the search then starts from the GDP guess, at large sigma, where the
     # numerical accountants are cheap.
+    # (PLD brackets with dp-accounting's RDP, PRV with Opacus's: PLD never needs PyTorch)
     try:
-        hi0 = _calibrate(target, delta, q, steps, "rdp", tol)
+        hi0 = _calibrate(target, delta, q, steps, _DP_RDP if accountant == "pld" else "rdp", tol)
     except EpsilonTooLarge:
         raise _too_large(
             target, delta, q, steps, accountant, "even the RDP bound needs sigma below 0.001"
@@ -356,7 +378,8 @@ def _search(target, delta, q, steps, accountant, tol, *, start, step0: float = 1
         # (mu-GDP, Bu et al. 2020): usually within a few per cent of the accountant's
         # answer; RDP's conversion is looser, so its sigma sits a little higher. The guess
         # only steers the search; every epsilon below is the accountant's.
-        guess = _gdp_guess(target, delta, q, steps) * (1.06 if accountant == "rdp" else 1.0)
+        looser = 1.06 if accountant in ("rdp", _DP_RDP) else 1.0
+        guess = _gdp_guess(target, delta, q, steps) * looser
         g = guess if math.isfinite(guess) and guess > 0 else 1.0
         g = min(max(g, _MIN_SIGMA), _MAX_SIGMA)
     step = step0

@@ -4,8 +4,9 @@ Calibrating σ for a target ε costs between a fraction of a second (PLD) and se
 the answer depends only on public numbers (accountant and its version, ε, δ, q, steps), so
 it is computed once per machine and kept in ``$IMBALANCED_DP_CACHE_DIR`` (default
 ``$XDG_CACHE_HOME/imbalanced-dp``, i.e. ``~/.cache/imbalanced-dp``) as
-``calibrations.sqlite``. Entries are keyed by the accountant's library version, so a new
-accountant never reuses an old answer. ``IMBALANCED_DP_CACHE_DIR=off`` disables the file
+``calibrations.sqlite``. Entries are keyed by the accountant's library version and the
+search's (:data:`SEARCH_VERSION`), so a new accountant or search never reuses an old
+answer. ``IMBALANCED_DP_CACHE_DIR=off`` disables the file
 (calibrations are then kept in memory for the process only). A cache that cannot be read
 or written (a read-only home, a corrupt file) is skipped silently: it only ever saves time.
 
@@ -34,6 +35,18 @@ def accountant_version(accountant: str = _DEFAULT) -> str:
 
     lib = "dp-accounting" if accountant == "pld" else "opacus"
     return f"{lib} {version(lib)}"
+
+
+#: Version of the noise search (``_accounting._calibrate``). Any σ it returns spends at most
+#: the target, but two versions may return different σ within the tolerance; cached answers
+#: are keyed by it so that a run calibrates the same everywhere, cache or not.
+SEARCH_VERSION = 2
+
+
+def calibration_version(accountant: str = _DEFAULT) -> str:
+    """What a cached calibration was made by: the accountant's library and version and the
+    version of the search (``"dp-accounting 0.6.0; search 2"``)."""
+    return f"{accountant_version(accountant)}; search {SEARCH_VERSION}"
 
 
 @dataclass(frozen=True)
@@ -139,7 +152,7 @@ class FileCache:
     def _key(key: CalibrationKey) -> tuple:
         return (
             key.accountant,
-            accountant_version(key.accountant),
+            calibration_version(key.accountant),
             key.epsilon,
             key.delta,
             key.sample_rate,

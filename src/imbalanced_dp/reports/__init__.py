@@ -30,6 +30,7 @@ from ._inversion import (
 )
 from ._prose import finding_sentences
 from ._sections import SECTION_PROVIDERS, Section, register_section_provider
+from ._sensitivity import ScalingChoice, analyse_choices, collapse_sentences, verdict_table
 from ._tables import (
     cells,
     fairness_table,
@@ -52,12 +53,15 @@ __all__ = [
     "Evidence",
     "ReportData",
     "ReportFolderError",
+    "ScalingChoice",
     "Section",
     "advantage_figure",
+    "analyse_choices",
     "build_report",
     "cells",
     "check_report_dir",
     "class_distribution_figure",
+    "collapse_sentences",
     "compute_evidence",
     "confusion_figure",
     "default_report_dir",
@@ -84,5 +88,6 @@ __all__ = [
     "to_markdown",
     "to_text",
     "training_split_figure",
+    "verdict_table",
     "write_inversion_figures",
 ]

@@ -97,3 +97,37 @@ def flip_sentences(table: pd.DataFrame) -> list[str]:
                 f"Claim {r['claim']} depends on the scaling the study does not state: {parts}."
             )
     return out
+
+
+def collapse_sentences(choices: list[ScalingChoice]) -> list[str]:
+    """Per scaling, how many of its own runs predict no example of the minority class
+    (label 1) at all, without DP and with; a warning when that happens to most non-private
+    runs (a verdict then describes a model that did not learn the class, not privacy)."""
+    out = []
+    for c in choices:
+        f = c.frame[(c.frame["scaling"] == c.scaling) & (c.frame["class"] == "1")]
+        if f.empty:
+            continue
+        parts, failed_baseline = [], []
+        for ds, g in f.groupby("dataset", sort=False):
+            bits = []
+            for label, rows in (
+                ("without DP", g[g["privacy"] == "none"]),
+                ("with DP", g[g["privacy"] != "none"]),
+            ):
+                if rows.empty:
+                    continue
+                zero = int((rows["rec"] == 0).sum())
+                bits.append(f"{zero} of {len(rows)} {label}")
+                if label == "without DP" and 2 * zero > len(rows):
+                    failed_baseline.append(str(ds))
+            parts.append(f"{ds}: {', '.join(bits)}")
+        text = f"With {c.scaling}, runs that predict no minority example: {'; '.join(parts)}."
+        if failed_baseline:
+            text += (
+                f" Most non-private runs on {', '.join(failed_baseline)} already miss the "
+                "minority class: at the study's learning rate and epochs this scaling does "
+                "not learn it, so its verdicts say little about the cost of privacy."
+            )
+        out.append(text)
+    return out

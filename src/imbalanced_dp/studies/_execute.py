@@ -6,6 +6,7 @@ pool, a Ray task): a plain function of picklable arguments returning picklable r
 
 from __future__ import annotations
 
+import contextlib
 import math
 import platform
 import traceback
@@ -56,28 +57,26 @@ TRAIN_COUNTS_NOTE = (
 
 
 def versions() -> dict:
-    """Library versions that a stored result depends on."""
-    import imblearn
-    import numba
-    import sklearn
+    """Library versions that a stored result depends on (read from the installed packages'
+    metadata: nothing is imported)."""
+    from importlib.metadata import PackageNotFoundError, version
 
     import imbalanced_dp
 
     out = {
         "imbalanced_dp": imbalanced_dp.__version__,
         "numpy": np.__version__,
-        "numba": numba.__version__,
-        "scikit-learn": sklearn.__version__,
-        "imbalanced-learn": imblearn.__version__,
         "python": platform.python_version(),
     }
-    try:
-        from importlib.metadata import version
-
-        out["opacus"] = version("opacus")
-        out["torch"] = version("torch")
-    except Exception:  # pragma: no cover - metadata missing
-        pass
+    for key, dist in (
+        ("numba", "numba"),
+        ("scikit-learn", "scikit-learn"),
+        ("imbalanced-learn", "imbalanced-learn"),
+        ("opacus", "opacus"),
+        ("torch", "torch"),
+    ):
+        with contextlib.suppress(PackageNotFoundError):  # an optional package missing
+            out[key] = version(dist)
     return out
 
 

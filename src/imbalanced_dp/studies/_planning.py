@@ -13,7 +13,7 @@ from ..privacy import (
     CalibrationKey,
     MemoryCache,
     PrivacyWarning,
-    accountant_version,
+    calibration_version,
     user_cache,
 )
 from ._execute import Batch, check_run
@@ -69,7 +69,7 @@ class StoreCalibrations:
         got = self.memory.get(key)
         if got is not None:
             return got
-        version = accountant_version(key.accountant)
+        version = calibration_version(key.accountant)
         got = self.store.get_calibration(key, version)
         if got is None:
             got = self.user.get(key)
@@ -81,7 +81,7 @@ class StoreCalibrations:
 
     def put(self, key: CalibrationKey, value: Calibration) -> None:
         self.memory.put(key, value)
-        self.store.put_calibration(key, value, accountant_version(key.accountant))
+        self.store.put_calibration(key, value, calibration_version(key.accountant))
         self.user.put(key, value)
 
     def snapshot(self) -> dict:
