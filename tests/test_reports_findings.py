@@ -387,6 +387,20 @@ def test_clopper_pearson_bounds():
     lo, hi = clopper_pearson(3, 10)
     assert 0 < lo < 0.3 < hi < 1
     assert clopper_pearson(0, 10)[1] == pytest.approx(1 - 0.025 ** (1 / 10))
+    # scipy's exact binomial interval is the reference
+    for k, n in ((3, 10), (1, 30), (29, 30), (17, 40)):
+        ci = stats.binomtest(k, n).proportion_ci(0.95, method="exact")
+        assert clopper_pearson(k, n) == pytest.approx((ci.low, ci.high), rel=1e-10)
+
+
+def test_one_sample_p_matches_scipy():
+    from imbalanced_dp.metrics import one_sample_p
+
+    x = np.random.default_rng(3).normal(0.1, 0.3, 12)
+    ref = stats.ttest_1samp(x, 0.0).pvalue
+    assert one_sample_p(float(x.mean()), float(x.std(ddof=1)), len(x)) == pytest.approx(
+        ref, rel=1e-10
+    )
 
 
 def test_fmt_ci_keeps_the_sign_of_a_small_bound():

@@ -8,6 +8,7 @@ import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from functools import lru_cache
 
 import numpy as np
 
@@ -45,8 +46,6 @@ def mean_ci(values, *, confidence: float = 0.95) -> Interval:
     >>> round(iv.mean, 3), round(iv.half_width, 3)
     (0.7, 0.248)
     """
-    from scipy import stats
-
     x = np.asarray(values, dtype=np.float64)
     x = x[~np.isnan(x)]
     n = int(x.size)
@@ -56,8 +55,23 @@ def mean_ci(values, *, confidence: float = 0.95) -> Interval:
     if n == 1:
         return Interval(mean, math.nan, 1, math.nan)
     std = float(x.std(ddof=1))
-    t = float(stats.t.ppf(0.5 + confidence / 2.0, n - 1))
-    return Interval(mean, t * std / math.sqrt(n), n, std)
+    return Interval(mean, _t_quantile(0.5 + confidence / 2.0, n - 1) * std / math.sqrt(n), n, std)
+
+
+@lru_cache(maxsize=1024)
+def _t_quantile(p: float, df: int) -> float:
+    """Student-t quantile (``scipy.special.stdtrit``: the same function as
+    ``scipy.stats.t.ppf``, without its argument checking)."""
+    from scipy.special import stdtrit
+
+    return float(stdtrit(df, p))
+
+
+def _t_two_sided_p(t: float, df: float) -> float:
+    """Two-sided p-value of a Student-t statistic (``scipy.special.stdtr``)."""
+    from scipy.special import stdtr
+
+    return float(2.0 * stdtr(df, -abs(t)))
 
 
 @dataclass(frozen=True)
@@ -75,8 +89,6 @@ def paired_difference(a, b, *, confidence: float = 0.95) -> PairedTest:
     the two-sided paired t-test's (``scipy.stats.ttest_rel``), NaN with fewer than two pairs
     and 1.0 when every difference is exactly zero.
     """
-    from scipy import stats
-
     a = np.asarray(a, dtype=np.float64)
     b = np.asarray(b, dtype=np.float64)
     keep = ~(np.isnan(a) | np.isnan(b))
@@ -88,7 +100,8 @@ def paired_difference(a, b, *, confidence: float = 0.95) -> PairedTest:
         # constant differences (up to rounding): the t statistic is undefined
         p = 1.0 if abs(float(d.mean())) <= 1e-12 else 0.0
     else:
-        p = float(stats.ttest_rel(a[keep], b[keep]).pvalue)
+        # the paired t-test (scipy.stats.ttest_rel): t = mean / (std / sqrt(n)), n - 1 df
+        p = _t_two_sided_p(iv.mean / (iv.std / math.sqrt(iv.n)), iv.n - 1)
     return PairedTest(iv, p)
 
 
@@ -112,7 +125,7 @@ def welch_difference(a, b, *, confidence: float = 0.95) -> dict:
     Used where no pairing exists (two different datasets). ``n`` is ``min(n_a, n_b)``;
     everything is NaN with fewer than two values on either side.
     """
-    from scipy import stats
+    from scipy.special import stdtrit
 
     x = np.asarray(a, dtype=np.float64)
     y = np.asarray(b, dtype=np.float64)
@@ -135,8 +148,8 @@ def welch_difference(a, b, *, confidence: float = 0.95) -> dict:
             "p_value": p,
         }
     df = (vx + vy) ** 2 / (vx**2 / (nx - 1) + vy**2 / (ny - 1))
-    hw = float(stats.t.ppf(0.5 + confidence / 2, df)) * se
-    p = float(2 * stats.t.sf(abs(mean) / se, df))
+    hw = float(stdtrit(df, 0.5 + confidence / 2)) * se
+    p = _t_two_sided_p(mean / se, df)
     return {
         "mean": mean,
         "half_width": hw,
@@ -149,25 +162,23 @@ def welch_difference(a, b, *, confidence: float = 0.95) -> dict:
 
 def one_sample_p(mean: float, std: float, n: int) -> float:
     """Two-sided p-value of the one-sample t-test of "mean = 0" from a summary."""
-    from scipy import stats
-
     if not (n >= 2 and math.isfinite(mean) and math.isfinite(std)):
         return math.nan
     if std == 0:
         return 1.0 if mean == 0 else 0.0
-    t = mean / (std / math.sqrt(n))
-    return float(2 * stats.t.sf(abs(t), n - 1))
+    return _t_two_sided_p(mean / (std / math.sqrt(n)), n - 1)
 
 
 def clopper_pearson(k: int, n: int, *, confidence: float = 0.95) -> tuple[float, float]:
-    """Exact binomial confidence interval of a rate ``k / n``."""
-    from scipy import stats
+    """Exact binomial confidence interval of a rate ``k / n`` (quantiles of the beta
+    distribution, ``scipy.special.betaincinv``)."""
+    from scipy.special import betaincinv
 
     if n == 0:
         return math.nan, math.nan
     a = 1 - confidence
-    lo = 0.0 if k == 0 else float(stats.beta.ppf(a / 2, k, n - k + 1))
-    hi = 1.0 if k == n else float(stats.beta.ppf(1 - a / 2, k + 1, n - k))
+    lo = 0.0 if k == 0 else float(betaincinv(k, n - k + 1, a / 2))
+    hi = 1.0 if k == n else float(betaincinv(k + 1, n - k, 1 - a / 2))
     return lo, hi
 
 

@@ -37,6 +37,7 @@ from ._folder import report_folder
 from ._format import fmt_share
 from ._html import Numbering, badge, claim_html, esc, page
 from ._prose import finding_sentences
+from ._render import FigureRenderer, Plot, fill_figures
 from ._sections import SECTION_PROVIDERS, Section
 from ._sensitivity import (
     ScalingChoice,
@@ -69,6 +70,15 @@ def _fr_stem(fraction: str) -> str:
     return "" if fraction == "natural" else f"fraction-{fraction}"
 
 
+@dataclass(frozen=True)
+class _PendingFigure:
+    """A figure registered with the renderer: its paths, and a placeholder for its PNG."""
+
+    png: Path
+    svg: Path
+    data_uri: str
+
+
 @dataclass
 class _Context:
     """What the section builders share while one report is written."""
@@ -78,6 +88,7 @@ class _Context:
     primary: str = "standard"  # the feature scaling the main sections show
     numbering: Numbering = field(default_factory=Numbering)
     written: list[Path] = field(default_factory=list)
+    renderer: FigureRenderer = field(default_factory=FigureRenderer)
 
     @property
     def fig_dir(self) -> Path:
@@ -100,7 +111,13 @@ class _Context:
         return seeds_text(f[mask])
 
     def figure(self, fig, stem: str, caption: str) -> str:
-        saved = save_figure(fig, self.fig_dir, stem)
+        """A numbered figure: a :class:`Plot` is drawn at the end of the report (in
+        parallel, or copied from the figure cache); a drawn Figure is saved now."""
+        if isinstance(fig, Plot):
+            token, png, svg = self.renderer.add(fig, self.fig_dir, stem)
+            saved = _PendingFigure(png, svg, token)
+        else:
+            saved = save_figure(fig, self.fig_dir, stem)
         self.written += [saved.png, saved.svg]
         return self.numbering.figure(saved, caption)
 
@@ -219,7 +236,9 @@ def _data_section(ctx: _Context) -> Section:
             "(Counts of the data, not of runs: no seeds involved.)"
         )
         parts.append(
-            ctx.figure(class_distribution_figure(d.distribution), "class_distribution", caption)
+            ctx.figure(
+                Plot(class_distribution_figure, (d.distribution,)), "class_distribution", caption
+            )
         )
         show = d.distribution.assign(
             share=lambda x: [
@@ -239,7 +258,7 @@ def _data_section(ctx: _Context) -> Section:
             f"runs of each fraction, {ctx.seeds()} per setting); the minority class is "
             "subsampled, the test split keeps the natural balance."
         )
-        parts.append(ctx.figure(training_split_figure(g), "training_split", caption))
+        parts.append(ctx.figure(Plot(training_split_figure, (g,)), "training_split", caption))
     if not parts:
         parts.append("<p>No class distribution is known for these datasets.</p>")
     return Section("data", "Data and class balance", "".join(parts))
@@ -265,7 +284,11 @@ def _nonprivate_section(ctx: _Context, ref: dict[str, str]) -> Section:
         )
         parts.append(
             ctx.figure(
-                nonprivate_metrics_figure(d.metrics, fractions=ref, class_names=d.class_names),
+                Plot(
+                    nonprivate_metrics_figure,
+                    (d.metrics[d.metrics["privacy"] == "none"],),
+                    {"fractions": ref, "class_names": d.class_names},
+                ),
                 "nonprivate_metrics",
                 caption,
             )
@@ -284,8 +307,10 @@ def _privacy_utility(ctx: _Context, ds: str, fr: str, mitigation: str = "none") 
     ].empty
     if not has_dp:
         return ""
-    fig = privacy_utility_figure(
-        d.metrics, dataset=ds, fraction=fr, mitigation=mitigation, class_names=d.class_names
+    fig = Plot(
+        privacy_utility_figure,
+        (d.metrics[(d.metrics["dataset"] == ds) & (d.metrics["fraction"] == fr)],),
+        {"dataset": ds, "fraction": fr, "mitigation": mitigation, "class_names": d.class_names},
     )
     where = "" if fr == "natural" else f", training split at {fraction_text(fr)}"
     how = "DP-SGD" if mitigation == "none" else f"DP-SGD with {mitigation}"
@@ -341,7 +366,11 @@ def _fairness_section(ctx: _Context, ref: dict[str, str]) -> Section:
             f"{ctx.seeds(mitigation='none')}; dashed: the non-private gap. Amplification "
             "is paired by seed; above 0 the classes drift apart under DP."
         )
-        parts.append(ctx.figure(recall_gap_figure(f, a, shares=ctx.shares), "recall_gap", caption))
+        parts.append(
+            ctx.figure(
+                Plot(recall_gap_figure, (f, a), {"shares": ctx.shares}), "recall_gap", caption
+            )
+        )
     for ds in _swept(d):
         f = d.fairness[d.fairness["dataset"] == ds]
         a = d.amplification[d.amplification["dataset"] == ds] if len(d.amplification) else a
@@ -353,7 +382,7 @@ def _fairness_section(ctx: _Context, ref: dict[str, str]) -> Section:
             )
             parts.append(
                 ctx.figure(
-                    recall_gap_figure(f, a, shares=ctx.shares),
+                    Plot(recall_gap_figure, (f, a), {"shares": ctx.shares}),
                     _stem("recall_gap", ds, "fractions"),
                     caption,
                 )
@@ -387,12 +416,15 @@ def _imbalance_section(ctx: _Context) -> Section | None:
             "DP-SGD: each cell the mean and [95 % CI] over "
             f"{ctx.seeds(dataset=swept, mitigation='none')}."
         )
-        fig = heatmap_figure(
-            mr,
-            title="Minority-class recall",
-            colorbar_label="minority recall",
-            shares=ctx.shares,
-            datasets=order,
+        fig = Plot(
+            heatmap_figure,
+            (mr,),
+            {
+                "title": "Minority-class recall",
+                "colorbar_label": "minority recall",
+                "shares": ctx.shares,
+                "datasets": order,
+            },
         )
         parts.append(ctx.figure(fig, "heatmap_minority_recall", caption))
     am = d.amplification
@@ -409,13 +441,16 @@ def _imbalance_section(ctx: _Context) -> Section | None:
             f"[95 % CI] over {ctx.seeds(dataset=swept, mitigation='none')}; red: DP widens "
             "the gap."
         )
-        fig = heatmap_figure(
-            am,
-            title="Disparity amplification of the recall gap",
-            colorbar_label="gap with DP − gap without",
-            diverging=True,
-            shares=ctx.shares,
-            datasets=order,
+        fig = Plot(
+            heatmap_figure,
+            (am,),
+            {
+                "title": "Disparity amplification of the recall gap",
+                "colorbar_label": "gap with DP − gap without",
+                "diverging": True,
+                "shares": ctx.shares,
+                "datasets": order,
+            },
         )
         parts.append(ctx.figure(fig, "heatmap_amplification", caption))
     more = []
@@ -453,8 +488,10 @@ def _confusion_section(ctx: _Context) -> Section | None:
             )
             with ctx.numbering.supplement(fr != d.fractions[0]):  # the others are collapsed
                 html_ = ctx.figure(
-                    confusion_figure(
-                        d.confusion, dataset=ds, fraction=fr, class_names=d.class_names
+                    Plot(
+                        confusion_figure,
+                        (d.confusion[d.confusion["dataset"] == ds],),
+                        {"dataset": ds, "fraction": fr, "class_names": d.class_names},
                     ),
                     _stem("confusion", ds, _fr_stem(fr)),
                     caption,
@@ -586,7 +623,7 @@ def _mitigation_section(ctx: _Context) -> Section | None:
             if (m["measure"] == measure).any():
                 parts.append(
                     ctx.figure(
-                        mitigation_effects_figure(m, measure),
+                        Plot(mitigation_effects_figure, (m, measure)),
                         f"mitigation_{measure}",
                         f"Change in {label} of each mitigation against plain DP-SGD at the "
                         f"same ε, paired by seed: mean and 95 % CI over "
@@ -769,8 +806,10 @@ def _sensitivity_section(ctx: _Context, choices: list[ScalingChoice]) -> Section
     )
     datasets = list(dict.fromkeys(c for ch in choices for c in ch.frame["dataset"]))
     fig = ctx.figure(
-        scaling_utility_figure(
-            {c.scaling: c.metrics for c in choices}, datasets=datasets, class_names=d.class_names
+        Plot(
+            scaling_utility_figure,
+            ({c.scaling: c.metrics for c in choices},),
+            {"datasets": datasets, "class_names": d.class_names},
         ),
         "privacy_utility_by_scaling",
         "Minority recall and balanced accuracy against ε under each feature scaling (mean "
@@ -930,8 +969,10 @@ def _build_into(store, out_dir: Path, *, run_ids, title: str) -> None:
             encoding="utf-8",
         )
     sections += _provider_sections(store, ids, out_dir)
+    html = page(title, _header(ctx, store), sections)
+    html = fill_figures(html, ctx.renderer.render())
     report = out_dir / "report.html"
-    report.write_text(page(title, _header(ctx, store), sections), encoding="utf-8")
+    report.write_text(html, encoding="utf-8")
 
 
 __all__ = ["DEFAULT_TITLE", "build_report"]

@@ -21,7 +21,15 @@ from ._aggregate import (
     store_frame,
     study_tables,
 )
-from ._backends import BACKENDS, Backend, backend_names, get_backend, register_backend
+from ._backends import (
+    BACKENDS,
+    Backend,
+    backend_names,
+    get_backend,
+    register_backend,
+    spawning_workers,
+    worker_init,
+)
 from ._execute import Batch, RunResult, execute_batch, run_single, versions
 from ._planning import group_label, make_batches, validate_runs
 from ._ray import DEFAULT_CONNECT_TIMEOUT, RayConnectionError, connect_ray
@@ -90,10 +98,12 @@ __all__ = [
     "require_one_config",
     "run_runs",
     "run_single",
+    "spawning_workers",
     "spec_from_dict",
     "store_frame",
     "study_tables",
     "validate_runs",
     "versions",
     "with_overrides",
+    "worker_init",
 ]

@@ -266,9 +266,11 @@ def _frame(rows: list[dict], columns: list[str]) -> pd.DataFrame:
 
 def _paired(a: pd.DataFrame, b: pd.DataFrame, on: list[str], value: str, confidence: float) -> dict:
     m = a.merge(b, on=on, suffixes=("_a", "_b"))
-    pt = paired_difference(
-        m[f"{value}_a"].to_numpy(float), m[f"{value}_b"].to_numpy(float), confidence=confidence
-    )
+    return _paired_values(m[f"{value}_a"], m[f"{value}_b"], confidence)
+
+
+def _paired_values(a: pd.Series, b: pd.Series, confidence: float) -> dict:
+    pt = paired_difference(a.to_numpy(float), b.to_numpy(float), confidence=confidence)
     iv = pt.interval
     return {
         "mean": iv.mean,
@@ -293,11 +295,12 @@ def cost_of_privacy(df: pd.DataFrame, *, confidence: float = 0.95) -> pd.DataFra
         if ref.empty:
             continue
         for cls in ("0", "1", "avg/total"):
-            a = ref[ref["class"] == cls]
-            b = g[g["class"] == cls]
             metrics = list(METRICS) + (list(RUN_METRICS) if cls == "avg/total" else [])
+            a = ref.loc[ref["class"] == cls, ["seed", *metrics]]
+            b = g.loc[g["class"] == cls, ["seed", *metrics]]
+            pairs = a.merge(b, on=["seed"], suffixes=("_a", "_b"))  # once for all metrics
             for m in metrics:
-                res = _paired(a[["seed", m]], b[["seed", m]], ["seed"], m, confidence)
+                res = _paired_values(pairs[f"{m}_a"], pairs[f"{m}_b"], confidence)
                 rows.append(
                     {"dataset": ds, "fraction": fr, "privacy": pr, "mitigation": mit}
                     | {"scaling": sc, "config": cfg, "class": cls, "metric": m}

@@ -71,6 +71,12 @@ def _die_with_parent(parent: int) -> None:
     threading.Thread(target=watch, name="imbalanced-dp-parent-watch", daemon=True).start()
 
 
+def worker_init(parent: int) -> None:
+    """Initializer of a worker process of ``parent``: Ctrl-C and SIGTERM ignored (the
+    parent handles them), and the worker dies with the parent (see the module docstring)."""
+    _worker_init(parent)
+
+
 def _worker_init(parent: int) -> None:
     # Ctrl-C and SIGTERM are the driver's to handle: it stores what finished, then stops
     # the workers. The signals were blocked when this process started (see _spawning), so
@@ -81,6 +87,11 @@ def _worker_init(parent: int) -> None:
         signal.pthread_sigmask(signal.SIG_UNBLOCK, _STOP_SIGNALS)
     os.environ.setdefault("OMP_NUM_THREADS", "1")
     _die_with_parent(parent)
+
+
+def spawning_workers():
+    """Start worker processes inside this block (see :func:`_spawning`)."""
+    return _spawning()
 
 
 @contextmanager

@@ -1,0 +1,265 @@
+"""Drawing a report's figures: deferred, cached by what they show, and in parallel.
+
+A section asks for a figure as a :class:`Plot` (a figure function and its arguments)
+instead of a drawn figure. The report collects them, then draws only those not already in
+the figure cache, in worker processes (one per core), while the page waits with a
+placeholder where each PNG goes. A figure's cache key is a hash of the function, the
+source of the modules that draw figures, the arguments (DataFrames by their content) and
+the matplotlib version: the same numbers always give the same files, so a report rebuilt
+on an unchanged store, or a study that added runs to one dataset, redraws only what
+changed.
+
+The cache lives in the user's cache folder (``$IMBALANCED_DP_CACHE_DIR/figures``, see
+:mod:`imbalanced_dp.privacy`; off when that is off) and keeps the most recently used
+:data:`CACHE_ENTRIES` figures. Figures hold aggregates that the report publishes anyway.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import inspect
+import os
+import shutil
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from functools import lru_cache
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+#: How many figures the cache keeps (the least recently used go first).
+CACHE_ENTRIES = 400
+#: Placeholder of a figure's data URI in the page until the figure is drawn.
+_TOKEN = "@@imbalanced-dp-figure-{}@@"
+
+
+@dataclass(frozen=True)
+class Plot:
+    """A figure to draw later: ``builder(*args, **kwargs)`` returns a matplotlib Figure."""
+
+    builder: Callable
+    args: tuple = ()
+    kwargs: dict = field(default_factory=dict)
+
+    def draw(self):
+        return self.builder(*self.args, **self.kwargs)
+
+    def key(self) -> str:
+        h = hashlib.sha256()
+        h.update(f"{self.builder.__module__}.{self.builder.__qualname__}".encode())
+        h.update(_code_fingerprint(self.builder.__module__).encode())
+        _feed(h, self.args)
+        _feed(h, sorted(self.kwargs.items()))
+        return h.hexdigest()[:32]
+
+
+@lru_cache(maxsize=32)
+def _code_fingerprint(module: str) -> str:
+    """The source of the module that draws (and of the shared figure helpers), and the
+    matplotlib version: a change to how figures look invalidates the cache."""
+    import matplotlib
+
+    h = hashlib.sha256(matplotlib.__version__.encode())
+    for name in dict.fromkeys([module, "imbalanced_dp.reports._figures"]):
+        mod = sys.modules.get(name)
+        try:
+            h.update(inspect.getsource(mod).encode() if mod is not None else name.encode())
+        except (OSError, TypeError):
+            h.update(name.encode())
+    return h.hexdigest()
+
+
+def _feed(h, obj) -> None:
+    """Hash ``obj`` by content (DataFrames, arrays, containers, scalars)."""
+    if isinstance(obj, pd.DataFrame):
+        h.update(b"df")
+        h.update(repr((list(obj.columns), [str(t) for t in obj.dtypes])).encode())
+        h.update(pd.util.hash_pandas_object(obj, index=True).to_numpy().tobytes())
+    elif isinstance(obj, pd.Series):
+        _feed(h, obj.to_frame())
+    elif isinstance(obj, np.ndarray):
+        h.update(b"nd" + repr((obj.shape, str(obj.dtype))).encode() + obj.tobytes())
+    elif isinstance(obj, dict):
+        h.update(b"{")
+        for k, v in sorted(obj.items(), key=lambda kv: repr(kv[0])):
+            _feed(h, k)
+            _feed(h, v)
+        h.update(b"}")
+    elif isinstance(obj, list | tuple):
+        h.update(b"[")
+        for v in obj:
+            _feed(h, v)
+        h.update(b"]")
+    else:
+        h.update(repr(obj).encode())
+
+
+@dataclass
+class _Job:
+    token: str
+    plot: Plot
+    png: Path
+    svg: Path
+    key: str
+
+
+def _draw(plot: Plot, png: str, svg: str) -> bytes:
+    """Draw and save one figure (in a worker); returns the PNG bytes."""
+    from ._figures import save_figure
+
+    fig = plot.draw()
+    saved = save_figure(fig, Path(png).parent, Path(png).stem)
+    if saved.svg != Path(svg):  # pragma: no cover - stems always match
+        raise RuntimeError("figure paths disagree")
+    return saved.png_bytes
+
+
+def figure_cache_dir() -> Path | None:
+    """Where figures are cached (``None`` when the user's cache is off)."""
+    from ..privacy import cache_dir
+
+    base = cache_dir()
+    return None if base is None else base / "figures"
+
+
+class FigureRenderer:
+    """Collects the figures of one report and draws them at the end (see the module
+    docstring). ``workers`` processes draw the figures the cache does not hold."""
+
+    def __init__(self, *, workers: int | None = None, cache: Path | bool | None = True):
+        self.jobs: list[_Job] = []
+        self.workers = workers
+        self.cache = figure_cache_dir() if cache is True else (cache or None)
+        self.drawn = 0
+        self.reused = 0
+
+    def add(self, plot: Plot, directory: Path, stem: str) -> tuple[str, Path, Path]:
+        """Register a figure; returns the placeholder of its data URI and its two paths."""
+        token = _TOKEN.format(len(self.jobs))
+        png, svg = directory / f"{stem}.png", directory / f"{stem}.svg"
+        self.jobs.append(_Job(token, plot, png, svg, plot.key()))
+        return token, png, svg
+
+    # ------------------------------------------------------------------ cache
+
+    def _cached(self, job: _Job) -> bytes | None:
+        if self.cache is None:
+            return None
+        png, svg = self.cache / f"{job.key}.png", self.cache / f"{job.key}.svg"
+        try:
+            data = png.read_bytes()
+            job.png.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(svg, job.svg)
+            job.png.write_bytes(data)
+            os.utime(png)  # recently used
+            return data
+        except OSError:
+            return None
+
+    def _keep(self, job: _Job, data: bytes) -> None:
+        if self.cache is None:
+            return
+        try:
+            self.cache.mkdir(parents=True, exist_ok=True)
+            for src, ext in ((job.svg, "svg"), (job.png, "png")):  # the PNG last: it marks
+                tmp = self.cache / f".{job.key}.{ext}.{os.getpid()}.tmp"  # a whole entry
+                shutil.copyfile(src, tmp)
+                os.replace(tmp, self.cache / f"{job.key}.{ext}")
+        except OSError:
+            return
+
+    def _prune(self) -> None:
+        if self.cache is None:
+            return
+        try:
+            pngs = sorted(self.cache.glob("*.png"), key=lambda p: p.stat().st_mtime)
+            for p in pngs[: max(0, len(pngs) - CACHE_ENTRIES)]:
+                p.unlink(missing_ok=True)
+                p.with_suffix(".svg").unlink(missing_ok=True)
+        except OSError:
+            return
+
+    # ------------------------------------------------------------------ drawing
+
+    def render(self) -> dict[str, bytes]:
+        """Draw (or copy from the cache) every figure; returns PNG bytes by placeholder."""
+        out: dict[str, bytes] = {}
+        todo: list[_Job] = []
+        for job in self.jobs:
+            got = self._cached(job)
+            if got is None:
+                todo.append(job)
+            else:
+                out[job.token] = got
+                self.reused += 1
+        # the same figure asked for twice is drawn once
+        first: dict[str, _Job] = {}
+        for job in todo:
+            first.setdefault(job.key, job)
+        unique = list(first.values())
+        for job, data in zip(unique, self._draw_all(unique), strict=True):
+            out[job.token] = data
+            self._keep(job, data)
+            self.drawn += 1
+        for job in todo:
+            if job.token not in out:
+                src = first[job.key]
+                job.png.parent.mkdir(parents=True, exist_ok=True)
+                shutil.copyfile(src.svg, job.svg)
+                shutil.copyfile(src.png, job.png)
+                out[job.token] = out[src.token]
+        self._prune()
+        return out
+
+    def _draw_all(self, jobs: list[_Job]) -> list[bytes]:
+        if not jobs:
+            return []
+        workers = self.workers
+        if workers is None:
+            from ..studies import default_workers
+
+            workers = default_workers()
+        workers = min(workers, len(jobs))
+        if workers <= 1:
+            return [_draw(j.plot, str(j.png), str(j.svg)) for j in jobs]
+        import multiprocessing as mp
+        from concurrent.futures import ProcessPoolExecutor
+
+        from ..studies import spawning_workers, worker_init
+
+        # fork where it exists: the workers start with matplotlib and the data loaded
+        method = "fork" if "fork" in mp.get_all_start_methods() else "spawn"
+        with spawning_workers():
+            pool = ProcessPoolExecutor(
+                max_workers=workers,
+                mp_context=mp.get_context(method),
+                initializer=worker_init,
+                initargs=(os.getpid(),),
+            )
+        try:
+            # the largest figures first, so that the last one to finish is a small one
+            order = sorted(range(len(jobs)), key=lambda i: -_size(jobs[i].plot))
+            futures = {i: pool.submit(_draw, jobs[i].plot, str(jobs[i].png), str(jobs[i].svg))
+                       for i in order}  # fmt: skip
+            return [futures[i].result() for i in range(len(jobs))]
+        finally:
+            pool.shutdown(wait=True, cancel_futures=True)
+
+
+def _size(plot: Plot) -> int:
+    """A rough size of a figure's data, to draw the largest first."""
+    n = 0
+    for a in (*plot.args, *plot.kwargs.values()):
+        if isinstance(a, pd.DataFrame):
+            n += len(a)
+    return n
+
+
+def fill_figures(html: str, pngs: dict[str, bytes]) -> str:
+    """Replace each placeholder by its PNG as a data URI."""
+    for token, data in pngs.items():
+        html = html.replace(token, "data:image/png;base64," + base64.b64encode(data).decode())
+    return html
