@@ -37,7 +37,8 @@ def _run(script: Path, cwd: Path) -> subprocess.CompletedProcess:
 
 
 def readme_quickstart(text: str) -> str | None:
-    """The first ```python block of the README section titled ``## Python quickstart``."""
+    """Every ```python block of the README section titled ``## Python quickstart``, one
+    after the other (later blocks continue the first)."""
     lines = text.splitlines()
     try:
         start = next(i for i, line in enumerate(lines) if line.strip() == README_SECTION)
@@ -48,13 +49,15 @@ def readme_quickstart(text: str) -> str | None:
         if line.startswith("## "):
             break
         body.append(line)
-    match = re.search(r"^```python\n(.*?)^```", "\n".join(body) + "\n", re.S | re.M)
-    return match.group(1) if match else None
+    blocks = re.findall(r"^```python\n(.*?)^```", "\n".join(body) + "\n", re.S | re.M)
+    return "".join(blocks) if blocks else None
 
 
 def test_readme_quickstart_extraction():
     text = "# x\n\n## Python quickstart\n\nSome words.\n\n```python\nprint(1)\n```\n\n## Next\n"
     assert readme_quickstart(text) == "print(1)\n"
+    two = text.replace("## Next", "More.\n\n```python\nprint(3)\n```\n\n## Next")
+    assert readme_quickstart(two) == "print(1)\nprint(3)\n"
     assert readme_quickstart("# x\n\n## Other\n```python\nprint(2)\n```\n") is None
 
 
@@ -67,6 +70,7 @@ def test_readme_quickstart_runs(tmp_path):
     done = _run(script, tmp_path)
     assert done.returncode == 0, done.stderr
     assert "avg/total" in done.stdout
+    assert "ε of the whole pipeline" in done.stdout
 
 
 def test_quickstart_example_runs(tmp_path):
