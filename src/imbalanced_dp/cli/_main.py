@@ -28,6 +28,7 @@ from ._options import (
     scaling_options,
     scaling_settings,
 )
+from ._tune import tune
 
 # ---------------------------------------------------------------------- the group
 
@@ -46,6 +47,7 @@ def cli() -> None:
     Start with:
       imbalanced-dp datasets
       imbalanced-dp run --dataset pima --epsilon 2
+      imbalanced-dp tune --dataset pima --epsilon 2
       imbalanced-dp reproduce
     """
 
@@ -790,3 +792,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 cli.add_command(audit)
+cli.add_command(tune)

@@ -57,7 +57,10 @@ class PrivacyLedger:
     sensitivity, noise and share of the budget (PRIVACY.md rule 10); ``composition`` says how
     they were composed into ``epsilon_spent``. ``adjacency`` states the neighbouring relation
     of the guarantee and ``noise_source`` whether the noise is secret or reproducible
-    (research mode).
+    (research mode). ``selection`` is set for a privately tuned model only: the private
+    search's theorem, its parameters, the candidates' RDP curve and the conversion
+    (:meth:`~imbalanced_dp.privacy.SelectionPlan.to_dict`); it is left out of
+    :meth:`to_dict` otherwise.
     """
 
     privacy: str
@@ -79,9 +82,13 @@ class PrivacyLedger:
     noise_source: str | None = None
     effective_noise_multiplier: float | None = None
     composition: str | None = None
+    selection: dict | None = None
 
     def to_dict(self) -> dict:
-        return asdict(self)
+        d = asdict(self)
+        if d["selection"] is None:
+            del d["selection"]  # (the ledgers of fixed runs stay as they were)
+        return d
 
     @classmethod
     def from_dict(cls, d: dict) -> PrivacyLedger:

@@ -201,24 +201,31 @@ class TrainingPlan:
             )
         parts = [q for q in self.queries if q.mechanism == SHARED_GAUSSIAN]
         once = [q for q in self.queries if q.mechanism == ONCE_LAPLACE]
+        by = (
+            f"epsilon {self.epsilon_gaussian:.6g} by the {self.accountant} accountant"
+            if self.epsilon_gaussian is not None
+            else f"accounted by {self.accountant}"
+        )
         if len(parts) > 1:
             comp = (
                 f"{' + '.join(q.name for q in parts)} answered on the same Poisson batch: one "
                 f"subsampled Gaussian mechanism with effective noise multiplier "
-                f"{self.effective_noise_multiplier:.6g} = (Σ σ_i⁻²)^(−1/2), epsilon "
-                f"{self.epsilon_gaussian:.6g} by the {self.accountant} accountant"
+                f"{self.effective_noise_multiplier:.6g} = (Σ σ_i⁻²)^(−1/2), {by}"
             )
         else:
             comp = (
                 f"one subsampled Gaussian mechanism (noise multiplier "
-                f"{self.noise_multiplier:.6g}), epsilon {self.epsilon_gaussian:.6g} by the "
-                f"{self.accountant} accountant"
+                f"{self.noise_multiplier:.6g}), {by}"
             )
-        if once:
+        if once and self.epsilon_gaussian is not None:
             comp += "; plus " + " + ".join(
                 f"{q.name} (Laplace, epsilon {q.epsilon:.6g})" for q in once
             )
             comp += f" by basic composition: total {self.epsilon_spent:.6g}"
+        elif once:
+            comp += ", with " + " + ".join(
+                f"{q.name} (Laplace, epsilon {q.epsilon:.6g})" for q in once
+            )
         noise = RESEARCH_NOTE.format(seed=self.seed) if self.reproducible else SECRET_NOTE
         return PrivacyLedger(
             privacy="dp",
@@ -388,7 +395,116 @@ def plan_run(
         queries=queries,
     )
     cal = calibrate(key, cache=calibrations)
-    s_eff = cal.noise_multiplier
+    once_eps = {q.name: q.share * float(epsilon) for q in once}
+    total = cal.epsilon_spent
+    for eps_q in once_eps.values():  # (in the queries' order, as always)
+        total += eps_q
+    return _private_plan(
+        sp,
+        s_eff=cal.noise_multiplier,
+        epsilon_gaussian=cal.epsilon_spent,
+        epsilon_target=float(epsilon),
+        epsilon_spent=total,
+        once_epsilons=once_eps,
+        delta=float(delta),
+        accountant=accountant,
+        queries=queries,
+        calibration=key,
+        reproducible=reproducible,
+        seed=seed_i,
+        setting=setting,
+    )
+
+
+def plan_with_noise(
+    *,
+    n: int,
+    batch_size: int,
+    epochs: int,
+    noise_multiplier: float,
+    laplace_epsilons: Mapping[str, float] | None = None,
+    delta: float,
+    epsilon_target: float,
+    epsilon_spent: float,
+    accountant: str,
+    queries: Sequence[QuerySpec] = (),
+    reproducible: bool = False,
+    seed: int | None = None,
+    setting: Mapping | None = None,
+) -> TrainingPlan:
+    """A private plan whose noise was calibrated elsewhere: a candidate of a private search
+    (:func:`~imbalanced_dp.privacy.plan_selection` gives every candidate setting its
+    ``noise_multiplier``, the σ_eff of everything answered on a step's batch, and the ε of
+    each one-shot query, by name in ``laplace_epsilons``). The shared per-step queries get
+    their shares of the precision as in :func:`plan_run`; ``epsilon_target`` and
+    ``epsilon_spent`` are what the caller's accounting says this plan spends (for the
+    ledger), ``accountant`` names that accounting.
+
+    Examples
+    --------
+    >>> plan = plan_with_noise(n=614, batch_size=64, epochs=10, noise_multiplier=5.0,
+    ...                        delta=1e-4, epsilon_target=0.5, epsilon_spent=0.42,
+    ...                        accountant="rdp")
+    >>> plan.noise_multiplier, plan.steps, plan.calibration is None
+    (5.0, 100, True)
+    """
+    if reproducible and seed is None:
+        raise ParameterError("research mode (reproducible noise) needs a seed")
+    sp = sampling_plan(n=n, batch_size=batch_size, epochs=epochs)
+    sigma = float(noise_multiplier)
+    if not (sigma > 0 and math.isfinite(sigma)):
+        raise ParameterError(f"noise multiplier must be positive; got {noise_multiplier}")
+    names = [q.name for q in queries]
+    if len(set(names)) != len(names):
+        raise ParameterError(f"private queries must have distinct names; got {names}")
+    check_delta(float(delta), n)
+    lap = dict(laplace_epsilons or {})
+    once = [q.name for q in queries if q.mechanism == ONCE_LAPLACE]
+    if sorted(once) != sorted(lap):
+        raise ParameterError(
+            f"every one-shot query needs its epsilon: queries {sorted(once)}, epsilons for "
+            f"{sorted(lap)}"
+        )
+    if sum(q.share for q in queries if q.mechanism == SHARED_GAUSSIAN) >= 1:
+        raise ParameterError("the per-step queries' shares must sum below 1")
+    return _private_plan(
+        sp,
+        s_eff=sigma,
+        epsilon_gaussian=None,
+        epsilon_target=float(epsilon_target),
+        epsilon_spent=float(epsilon_spent),
+        once_epsilons={k: float(v) for k, v in lap.items()},
+        delta=float(delta),
+        accountant=accountant,
+        queries=queries,
+        calibration=None,
+        reproducible=reproducible,
+        seed=None if seed is None else int(seed),
+        setting=setting,
+    )
+
+
+def _private_plan(
+    sp,
+    *,
+    s_eff: float,
+    epsilon_gaussian: float | None,
+    epsilon_target: float,
+    epsilon_spent: float,
+    once_epsilons: Mapping[str, float],
+    delta: float,
+    accountant: str,
+    queries: Sequence[QuerySpec],
+    calibration: CalibrationKey | None,
+    reproducible: bool,
+    seed: int | None,
+    setting: Mapping | None,
+) -> TrainingPlan:
+    """A private plan of sampling ``sp`` with per-step noise multiplier ``s_eff`` shared by
+    the gradients and the per-step queries, and the one-shot queries' epsilons."""
+    shared = [q for q in queries if q.mechanism == SHARED_GAUSSIAN]
+    once = [q for q in queries if q.mechanism == ONCE_LAPLACE]
+    aux_share = sum(q.share for q in shared)
     sampling = f"Poisson, rate {sp.sample_rate:.6g}, {sp.steps} steps"
     planned = [
         PrivateQuery(
@@ -413,10 +529,8 @@ def plan_run(
                 noise_multiplier=s_eff / math.sqrt(q.share),
             )
         )
-    total = cal.epsilon_spent
     for q in once:
-        eps_q = q.share * float(epsilon)
-        total += eps_q
+        eps_q = float(once_epsilons[q.name])
         planned.append(
             PrivateQuery(
                 name=q.name,
@@ -431,36 +545,38 @@ def plan_run(
         )
     plan = TrainingPlan(
         private=True,
-        n=n,
-        batch_size=batch_size,
-        epochs=epochs,
+        n=sp.n,
+        batch_size=sp.batch_size,
+        epochs=sp.epochs,
         steps=sp.steps,
         steps_per_epoch=sp.steps_per_epoch,
         sample_rate=sp.sample_rate,
         expected_batch_size=sp.expected_batch_size,
         delta=float(delta),
         accountant=accountant,
-        epsilon_target=float(epsilon),
-        epsilon_spent=float(total),
-        epsilon_gaussian=float(cal.epsilon_spent),
+        epsilon_target=float(epsilon_target),
+        epsilon_spent=float(epsilon_spent),
+        epsilon_gaussian=None if epsilon_gaussian is None else float(epsilon_gaussian),
         noise_multiplier=planned[0].noise_multiplier or 0.0,
         effective_noise_multiplier=s_eff,
         queries=tuple(planned),
-        calibration=key,
+        calibration=calibration,
         reproducible=bool(reproducible),
-        seed=seed_i,
+        seed=seed,
         noise_key=None,
     )
     if reproducible:
         desc = {
-            "n": n,
-            "batch_size": batch_size,
-            "epochs": epochs,
-            "epsilon": float(epsilon),
+            "n": sp.n,
+            "batch_size": sp.batch_size,
+            "epochs": sp.epochs,
+            "epsilon": float(epsilon_target),
             "delta": float(delta),
             "accountant": accountant,
             "queries": [(q.name, q.share) for q in queries],
             "setting": dict(setting or {}),
         }
-        plan = replace(plan, noise_key=research_key(seed_i or 0, desc))
+        if calibration is None:
+            desc["noise_multiplier"] = s_eff  # (plan_run's keys stay as they were)
+        plan = replace(plan, noise_key=research_key(seed or 0, desc))
     return plan

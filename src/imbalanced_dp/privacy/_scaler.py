@@ -34,6 +34,28 @@ def scaler_sensitivity(n_features: int) -> float:
     return 2.0 * n_features
 
 
+#: The name of the DP scaler's query in a plan.
+SCALER_QUERY = "scaler"
+
+
+def scaler_query(n_features: int, share: float):
+    """The DP scaler's query, declared to a run's plan (a one-shot Laplace query taking
+    ``share`` of ε)."""
+    from ._plan import ONCE_LAPLACE, QuerySpec
+
+    return QuerySpec(
+        name=SCALER_QUERY,
+        description=(
+            "per-column sums and sums of squares of the training rows clipped to "
+            "public bounds, for the DP standard scaler (Laplace mechanism)"
+        ),
+        mechanism=ONCE_LAPLACE,
+        sensitivity=f"L1 norm {scaler_sensitivity(n_features):g} (2 per column)",
+        share=share,
+        l1_sensitivity=scaler_sensitivity(n_features),
+    )
+
+
 def dp_standard_scaler(
     X: np.ndarray,
     lower: np.ndarray,

@@ -31,7 +31,7 @@ from ..metrics import per_class_report, run_scores
 from ..mitigations import Configured, get_mitigation
 from ..privacy import (
     HYPERPARAMETER_NOTE,
-    ONCE_LAPLACE,
+    SCALER_QUERY,
     SPLIT_NOTE,
     CalibrationCache,
     CalibrationKey,
@@ -44,7 +44,7 @@ from ..privacy import (
     check_training_params,
     dp_standard_scaler,
     plan_run,
-    scaler_sensitivity,
+    scaler_query,
 )
 from ._runspec import RunSpec
 
@@ -172,27 +172,12 @@ def get_split(spec: RunSpec, dataset: Dataset | None = None, holdout: float = 0.
     return _SPLIT_CACHE[key]
 
 
-SCALER_QUERY = "scaler"
-
-
 def run_queries(spec: RunSpec, params: dict, n_features: int) -> tuple[QuerySpec, ...]:
     """The private queries of a (resolved, private) run besides the gradients: its
     mitigation's, and the DP scaler's when it scales with ``dp_standard``."""
     queries = tuple(get_mitigation(spec.mitigation).queries(params))
     if spec.scaling == "dp_standard":
-        queries += (
-            QuerySpec(
-                name=SCALER_QUERY,
-                description=(
-                    "per-column sums and sums of squares of the training rows clipped to "
-                    "public bounds, for the DP standard scaler (Laplace mechanism)"
-                ),
-                mechanism=ONCE_LAPLACE,
-                sensitivity=f"L1 norm {scaler_sensitivity(n_features):g} (2 per column)",
-                share=spec.scaling_share,
-                l1_sensitivity=scaler_sensitivity(n_features),
-            ),
-        )
+        queries += (scaler_query(n_features, spec.scaling_share),)
     return queries
 
 
