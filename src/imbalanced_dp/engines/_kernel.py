@@ -702,31 +702,45 @@ def train_one(X, y, w, sizes, params_out, fs, ints, stats_out):
     stats_out[:] = stats
 
 
-def _train_batch(X, y, w, sizes, params, fs, ints, stats, init):
-    """Train ``params.shape[0]`` runs, each on its own slice of ``X``/``y``/``w``."""
-    K = params.shape[0]
-    for k in prange(K):
-        if init[k]:
-            init_params(params[k], sizes, ints[k, I_SEED])
-        off = ints[k, I_DATA_OFF]
-        n = ints[k, I_DATA_N]
-        woff = ints[k, I_WEIGHT_OFF]
-        train_one(
-            X[off : off + n],
-            y[off : off + n],
-            w[woff : woff + n],
-            sizes,
-            params[k],
-            fs[k],
-            ints[k],
-            stats[k],
-        )
+@njit(cache=True)
+def train_job(k, X, y, w, sizes, params, fs, ints, stats, init):
+    """Train run ``k`` of a batch on its own slice of ``X``/``y``/``w``."""
+    if init[k]:
+        init_params(params[k], sizes, ints[k, I_SEED])
+    off = ints[k, I_DATA_OFF]
+    n = ints[k, I_DATA_N]
+    woff = ints[k, I_WEIGHT_OFF]
+    train_one(
+        X[off : off + n],
+        y[off : off + n],
+        w[woff : woff + n],
+        sizes,
+        params[k],
+        fs[k],
+        ints[k],
+        stats[k],
+    )
 
 
-#: one run per thread, over numba's thread pool
-train_batch = njit(cache=True, parallel=True)(_train_batch)
-#: the same loop on the calling thread (``prange`` is ``range`` without ``parallel``)
-train_batch_serial = njit(cache=True)(_train_batch)
+# The parallel and the serial loop are two functions, not one function compiled twice:
+# numba's cache keys an entry by the function's bytecode and signature, not by its options,
+# so a parallel and a serial compilation of one function shared an entry and whichever was
+# compiled first was loaded for both. The warm-up compiles the serial loop first, so every
+# "parallel" batch ran on one thread.
+
+
+@njit(cache=True, parallel=True)
+def train_batch(X, y, w, sizes, params, fs, ints, stats, init):
+    """Train ``params.shape[0]`` runs, one run per thread of numba's thread pool."""
+    for k in prange(params.shape[0]):
+        train_job(k, X, y, w, sizes, params, fs, ints, stats, init)
+
+
+@njit(cache=True)
+def train_batch_serial(X, y, w, sizes, params, fs, ints, stats, init):
+    """Train ``params.shape[0]`` runs on the calling thread."""
+    for k in range(params.shape[0]):
+        train_job(k, X, y, w, sizes, params, fs, ints, stats, init)
 
 
 @njit(cache=True, fastmath={"reassoc", "contract"})
