@@ -15,9 +15,13 @@ import pytest
 os.environ.setdefault("IMBALANCED_DP_THREADS", "2")
 # Calibrations are cached in a folder of this test session, never in the user's cache.
 if "IMBALANCED_DP_CACHE_DIR" not in os.environ:
+    import atexit
+    import shutil
     import tempfile
 
-    os.environ["IMBALANCED_DP_CACHE_DIR"] = tempfile.mkdtemp(prefix="imbalanced-dp-cache-")
+    _cache = tempfile.mkdtemp(prefix="imbalanced-dp-cache-")
+    os.environ["IMBALANCED_DP_CACHE_DIR"] = _cache
+    atexit.register(shutil.rmtree, _cache, ignore_errors=True)  # nothing left behind
 
 
 @pytest.fixture

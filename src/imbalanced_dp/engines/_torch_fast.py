@@ -2,8 +2,8 @@
 
 Same mechanism, same counter-based random streams as the compiled CPU loop
 (``_kernel.py``): Philox4x32-10 keyed by the run's seed (initialisation, shuffling) and its
-noise key (sampling, noise), Poisson sampling by geometric gaps, AS241 Gaussians, the same
-clipping rules. The K runs of a batch are stacked along a
+noise key (sampling, noise), Poisson sampling by geometric gaps, ziggurat Gaussians (the same
+draws: see :mod:`._rng`), the same clipping rules. The K runs of a batch are stacked along a
 leading dimension; Poisson batches are padded to the largest one and masked (never
 truncated). Results agree with the CPU engine to rounding: integer random streams are
 identical, floating-point reductions run in another order.
@@ -20,7 +20,23 @@ from ..exceptions import ParameterError
 from . import _kernel as k
 from ._base import TrainedModel, TrainJob
 from ._pack import pack_jobs, stats_dict
-from ._rng import _A, _B, _C, _D, _E, _F, STREAM_AUX, STREAM_INIT, STREAM_NOISE, STREAM_SAMPLE
+from ._rng import (
+    _A,
+    _B,
+    _C,
+    _D,
+    _E,
+    _F,
+    _ZF,
+    _ZX,
+    STREAM_AUX,
+    STREAM_INIT,
+    STREAM_NOISE,
+    STREAM_SAMPLE,
+    ZIG_LAYERS,
+    ZIG_SIGN_BIT,
+    ZIG_TAIL,
+)
 
 _M0 = 0xD2511F53
 _M1 = 0xCD9E8D57
@@ -112,8 +128,72 @@ def inverse_normal_cdf(p):
     return torch.where(q.abs() <= 0.425, central, tail)
 
 
+def _zig_candidate(a, b, zx):
+    """Layer, sign and candidate ``u X[layer]`` of the 64 bits ``(a, b)``, as
+    ``_rng._zig_candidate``."""
+    import torch
+
+    i = a & (ZIG_LAYERS - 1)
+    neg = ((a >> ZIG_SIGN_BIT) & 1) != 0
+    u = ((a >> 11).to(torch.float64) * 4294967296.0 + b.to(torch.float64)) * (
+        1.0 / 9007199254740992.0
+    )
+    return i, neg, u * zx[i]
+
+
+def _zig_slow(a, b, k0, k1, stream: int, step, j, zx, zf):
+    """The draws whose first try ``(a, b)`` was not accepted at once (1-D tensors, one
+    entry per draw: words, key, step, index ``j``), as ``_rng._zig_slow``: every round
+    takes block ``(j, step, stream, attempt)`` for the draws still open, and the attempt
+    number is the same for all of them (each round settles a draw or consumes one block)."""
+    import torch
+
+    out = torch.empty(a.shape, dtype=torch.float64, device=a.device)
+    pos = torch.arange(a.shape[0], device=a.device)
+    attempt = 1
+    while pos.numel():
+        i, neg, x = _zig_candidate(a, b, zx)
+        fast = x < zx[i + 1]
+        e0, e1, e2, e3 = philox(
+            j, step, torch.full_like(j, stream), torch.full_like(j, attempt), k0, k1
+        )
+        tail = ~fast & (i == 0)
+        x_tail = -inverse_normal_cdf(_u53(e0, e1, open_=True) * ZIG_TAIL)
+        y = zf[i] + _u53(e0, e1, open_=False) * (zf[i + 1] - zf[i])
+        wedge = ~fast & (i != 0) & (y < torch.exp(-0.5 * x * x))
+        done = fast | tail | wedge
+        val = torch.where(tail, x_tail, x)
+        val = torch.where(neg, -val, val)
+        out[pos[done]] = val[done]
+        keep = ~done
+        pos, a, b, j, step, k0, k1 = (v[keep] for v in (pos, e2, e3, j, step, k0, k1))
+        attempt += 1
+    return out
+
+
 def normals(keys, stream: int, step, count: int, device):
-    return inverse_normal_cdf(uniforms(keys, stream, step, count, device, open_=True))
+    """Standard normal number j < count of each run's (stream, step): shape (K, count),
+    the same draws as ``_rng.fill_normal_block`` (the ziggurat)."""
+    import torch
+
+    nb = (count + 1) // 2
+    x0, x1, x2, x3 = _blocks(keys, stream, step, nb, device)
+    K = x0.shape[0]
+    a = torch.stack([x0, x2], dim=-1).reshape(K, -1)[:, :count]
+    b = torch.stack([x1, x3], dim=-1).reshape(K, -1)[:, :count]
+    zx = torch.as_tensor(_ZX, dtype=torch.float64, device=device)
+    zf = torch.as_tensor(_ZF, dtype=torch.float64, device=device)
+    i, neg, x = _zig_candidate(a, b, zx)
+    z = torch.where(neg, -x, x)
+    slow = x >= zx[i + 1]
+    if bool(slow.any()):
+        rows, cols = torch.nonzero(slow, as_tuple=True)
+        k0, k1 = keys
+        step_t = step if isinstance(step, torch.Tensor) else torch.full_like(k0, int(step))
+        z[rows, cols] = _zig_slow(
+            a[rows, cols], b[rows, cols], k0[rows], k1[rows], stream, step_t[rows], cols, zx, zf
+        )
+    return z
 
 
 def poisson_masks(keys, step: int, n, q, device):

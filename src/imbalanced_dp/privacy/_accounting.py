@@ -165,12 +165,23 @@ def _pld_epsilon(sigma: float, q: float, steps: int, delta: float) -> float:
 
 def _dp_rdp_epsilon(sigma: float, q: float, steps: int, delta: float) -> float:
     """dp-accounting's RDP bound: the PLD search's upper bracket (no PyTorch needed)."""
+    import logging
+
     import dp_accounting
 
     acc = dp_accounting.rdp.RdpAccountant()
     event = dp_accounting.PoissonSampledDpEvent(q, dp_accounting.GaussianDpEvent(sigma))
-    acc.compose(dp_accounting.SelfComposedDpEvent(event, steps))
-    return float(acc.get_epsilon(delta))
+    # At small fractional orders dp-accounting may fail to converge; it then drops that
+    # order from the minimum (the bound stays valid, only less tight) and logs a warning
+    # through absl for each. The bracket does not need them: keep them off the user's screen.
+    absl = logging.getLogger("absl")
+    level = absl.level
+    absl.setLevel(logging.ERROR)
+    try:
+        acc.compose(dp_accounting.SelfComposedDpEvent(event, steps))
+        return float(acc.get_epsilon(delta))
+    finally:
+        absl.setLevel(level)
 
 
 #: Internal name of dp-accounting's RDP accountant, used only to bracket PLD's search.
