@@ -18,6 +18,7 @@ PACKAGES = (
     "imbalanced_dp.estimator",
     "imbalanced_dp.reports",
     "imbalanced_dp.mitigations",
+    "imbalanced_dp.tuning",
 )
 
 

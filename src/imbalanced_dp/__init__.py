@@ -14,7 +14,8 @@ The Python API, importable from the top-level package:
 - the per-class report: :func:`per_class_report`, :func:`format_report`
 - studies: :class:`StudySpec`, :func:`preset`, :func:`load_spec`, :func:`run_runs`,
   :class:`ResultsStore`; the report: :func:`write_report`
-- scikit-learn: :class:`DPMLPClassifier`, :class:`DPStandardScaler`, :func:`pipeline_privacy`
+- scikit-learn: :class:`DPMLPClassifier`, :class:`DPStandardScaler`, :func:`pipeline_privacy`,
+  and :class:`PrivateSearchCV` (private hyperparameter search, ε covering the whole search)
 - errors: :class:`ImbalancedDPError` (a ``ValueError``) and its subclasses in
   :mod:`imbalanced_dp.exceptions`
 
@@ -50,7 +51,7 @@ if TYPE_CHECKING:
         prepare_split,
     )
     from .engines import RunConfig, TrainedModel, TrainJob, get_engine
-    from .estimator import DPMLPClassifier, DPStandardScaler, pipeline_privacy
+    from .estimator import DPMLPClassifier, DPStandardScaler, PrivateSearchCV, pipeline_privacy
     from .exceptions import ImbalancedDPError
     from .metrics import format_report, per_class_report
     from .pipeline import write_report
@@ -84,7 +85,7 @@ _EXPORTS: dict[str, tuple[str, ...]] = {
         "prepare_split",
     ),
     "engines": ("RunConfig", "TrainJob", "TrainedModel", "get_engine"),
-    "estimator": ("DPMLPClassifier", "DPStandardScaler", "pipeline_privacy"),
+    "estimator": ("DPMLPClassifier", "DPStandardScaler", "PrivateSearchCV", "pipeline_privacy"),
     "exceptions": ("ImbalancedDPError",),
     "metrics": ("format_report", "per_class_report"),
     "pipeline": ("write_report",),
@@ -117,6 +118,7 @@ __all__ = [
     "PreparedSplit",
     "PrivacyLedger",
     "PrivacyWarning",
+    "PrivateSearchCV",
     "ResultsStore",
     "RunConfig",
     "RunSpec",

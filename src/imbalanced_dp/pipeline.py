@@ -364,7 +364,7 @@ def export_store(
     if ids is not None:
         runs = runs[runs["run_id"].isin(set(ids))]
     frames: dict[str, pd.DataFrame] = {
-        "results": store.results_frame(ids).loc[:, list(RESULT_COLUMNS)],
+        "results": store.results_frame(ids),  # (with the tuning column if some run tuned)
         "predictions": store.predictions_frame(ids).loc[:, list(PREDICTION_COLUMNS)],
         "runs": runs.reset_index(drop=True),
     }

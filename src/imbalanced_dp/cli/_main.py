@@ -522,6 +522,22 @@ def study() -> None:
     metavar="LIST",
     help='Feature scalings, e.g. "standard,dp_standard" (see run --help).',
 )
+@click.option(
+    "--tuning",
+    "tunings",
+    default=None,
+    metavar="LIST",
+    help='How the hyperparameters are set: "none" (the fixed settings), "private" (a private '
+    "search on each run's training split, its ε inside the run's; see imbalanced-dp tune), "
+    'or "none,private" to compare both.',
+)
+@click.option(
+    "--tuning-trials",
+    type=float,
+    default=None,
+    metavar="T",
+    help="The private search's expected number of trials (default 20).",
+)
 def study_run(
     spec_file,
     preset,
@@ -548,6 +564,8 @@ def study_run(
     delta,
     minority_fractions,
     scalings,
+    tunings,
+    tuning_trials,
 ) -> None:
     """Run a study: SPEC.toml, --preset NAME, or a default grid on --csv/--dataset.
 
@@ -561,9 +579,10 @@ def study_run(
     A SPEC.toml may set: name, datasets, minority_fractions, privacy, delta,
     reproducible, seeds, epochs, batch_size, lr, clip, layers, accountant, engine,
     test_fraction, imbalance_method, mitigations, mitigation_params, scaling,
-    scaling_share, bounds, attacks. `imbalanced-dp study keys` prints each with its
-    meaning and default. --name, --epsilon, --seeds, --epochs, --delta,
-    --minority-fractions and --scaling replace those keys of any study.
+    scaling_share, bounds, tuning, tuning_trials, tuning_objective, tuning_holdout,
+    tuning_space, attacks. `imbalanced-dp study keys` prints each with its meaning and
+    default. --name, --epsilon, --seeds, --epochs, --delta, --minority-fractions,
+    --scaling, --tuning and --tuning-trials replace those keys of any study.
     """
     from ..pipeline import run_study
     from ..studies import StudySpec, load_spec, parse_list, with_overrides
@@ -600,6 +619,8 @@ def study_run(
         if minority_fractions is None
         else parse_list(minority_fractions, "minority_fractions"),
         scaling=None if scalings is None else parse_list(scalings, "scaling"),
+        tuning=None if tunings is None else parse_list(tunings, "tuning"),
+        tuning_trials=tuning_trials,
     )
     ok = run_study(
         spec,

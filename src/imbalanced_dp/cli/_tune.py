@@ -15,14 +15,14 @@ from ._options import PROG, _dataset_ref, _echo_err, dataset_options
 OBJECTIVES = ("balanced_accuracy", "minority_recall", "f1", "g_mean")
 
 _DIMENSION_FLAGS = (
-    ("--lr", "lr", "LIST", "Learning rates, e.g. 0.01,0.1 (default 0.01,0.03,0.1,0.3)."),
+    ("--lr", "lr", "LIST", "Learning rates, e.g. 0.01,0.1 (default 0.1,0.3,1)."),
     (
         "--batch-size",
         "batch_size",
         "LIST",
-        "Expected batch sizes (default 32,64,128,256; those above the rows are left out).",
+        "Expected batch sizes (default 64,128,256; those above the rows are left out).",
     ),
-    ("--epochs", "epochs", "LIST", "Epochs (default 20,50,100,200)."),
+    ("--epochs", "epochs", "LIST", "Epochs (default 20,50,100)."),
     ("--clip", "clip", "LIST", "Clip bounds C (default 0.5,1,2)."),
     (
         "--layers",
@@ -42,14 +42,14 @@ _DIMENSION_FLAGS = (
         "threshold",
         "LIST",
         "Decision rules: argmax (0.5), prior (the training split's minority share, a released "
-        "count), or numbers in (0, 1) (default argmax,prior).",
+        "count), or numbers in (0, 1) (default prior).",
     ),
     (
         "--scaling",
         "scaling",
         "LIST",
-        "Scalings among standard,dp_standard,public,none,minmax (default standard, and "
-        "dp_standard where public bounds exist).",
+        "Scalings among standard,dp_standard,public,none,minmax (default standard; "
+        "dp_standard spends a share of each trial's epsilon on the scaler).",
     ),
 )
 
@@ -87,7 +87,7 @@ def _dimension_options(f):
 @click.option(
     "--trials",
     type=float,
-    default=20.0,
+    default=10.0,
     show_default=True,
     metavar="K",
     help="Expected number of trials. The actual number is random and secret: that is what "
@@ -111,7 +111,7 @@ def _dimension_options(f):
 @click.option(
     "--holdout",
     type=float,
-    default=0.2,
+    default=0.35,
     show_default=True,
     metavar="F",
     help="Share of the training rows held out to score the trials (drawn record by record).",

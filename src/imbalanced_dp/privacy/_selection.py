@@ -523,6 +523,8 @@ class SelectionPlan:
                 {
                     "sample_rate": s.sample_rate,
                     "steps": s.steps,
+                    "final_sample_rate": s.final_sample_rate,
+                    "final_steps": s.final_steps,
                     "laplace_shares": list(s.laplace_shares),
                     "noise_multiplier": n.noise_multiplier,
                     "laplace_epsilons": list(n.laplace_epsilons),

@@ -43,6 +43,7 @@ from ._tables import (
 )
 from ._threats import format_text as format_attack_text
 from ._threats import roc_figure, threat_sections
+from ._tuning import tuning_curves, tuning_differences, tuning_utility_figure
 
 __all__ = [
     "CLAIMS",
@@ -88,6 +89,9 @@ __all__ = [
     "to_markdown",
     "to_text",
     "training_split_figure",
+    "tuning_curves",
+    "tuning_differences",
+    "tuning_utility_figure",
     "verdict_table",
     "write_inversion_figures",
 ]

@@ -57,6 +57,20 @@ from ._tables import (
     to_latex,
     to_markdown,
 )
+from ._tuning import (
+    MEASURES,
+    SERIES,
+    comparison_frame,
+    cost_sentences,
+    difference_sentences,
+    has_tuning,
+    tuned_runs,
+    tuning_choices,
+    tuning_cost,
+    tuning_curves,
+    tuning_differences,
+    tuning_utility_figure,
+)
 
 DEFAULT_TITLE = "imbalanced-dp report"
 
@@ -89,6 +103,8 @@ class _Context:
     numbering: Numbering = field(default_factory=Numbering)
     written: list[Path] = field(default_factory=list)
     renderer: FigureRenderer = field(default_factory=FigureRenderer)
+    #: the runs of the tuning comparison (empty without tuned runs)
+    tuning_frame: pd.DataFrame = field(default_factory=pd.DataFrame)
 
     @property
     def fig_dir(self) -> Path:
@@ -329,8 +345,167 @@ def _dp_section(ctx: _Context, ref: dict[str, str]) -> Section:
     parts = [_table4(ctx, d.fractions[0])]
     for ds, fr in ref.items():
         parts.append(_privacy_utility(ctx, ds, fr))
+    if not ctx.tuning_frame.empty:
+        parts.append(
+            "<p>The store also holds privately tuned runs: their curves, beside these fixed "
+            'settings\' ones, are in <a href="#tuning">Fixed against privately tuned '
+            "hyperparameters</a>; the sections here show the fixed settings only.</p>"
+        )
     body = "".join(parts) or "<p>The store has no DP runs.</p>"
     return Section("dp", "DP-SGD per ε (the study's Table 4) and privacy–utility curves", body)
+
+
+@dataclass
+class _Tuning:
+    """What the report shows of a study with tuned runs (:mod:`._tuning`)."""
+
+    curves: pd.DataFrame
+    differences: pd.DataFrame
+    choices: pd.DataFrame
+    cost: pd.DataFrame
+    class_names: dict
+
+    @property
+    def both(self) -> bool:
+        return set(self.curves["tuning"]) >= set(SERIES)
+
+    def sentences(self) -> list[str]:
+        return [*cost_sentences(self.cost), *difference_sentences(self.differences)]
+
+
+def _tuning_data(store, frame: pd.DataFrame, primary: str, class_names: dict) -> _Tuning:
+    compare = comparison_frame(frame, primary)
+    runs = store.runs_frame()
+    tuned = tuned_runs(runs[runs["run_id"].isin(set(compare["run_id"]))])
+    return _Tuning(
+        curves=tuning_curves(compare),
+        differences=tuning_differences(compare),
+        choices=tuning_choices(tuned),
+        cost=tuning_cost(tuned),
+        class_names=class_names,
+    )
+
+
+def _tuning_section(ctx: _Context, t: _Tuning) -> Section:
+    """Fixed against privately tuned hyperparameters: the privacy–utility curves of both,
+    their paired differences, what tuning costs in ε and what the searches chose."""
+    parts = [
+        "<p>A privately tuned run replaces the study's fixed hyperparameters by a private "
+        "search on the same training split (learning rate, batch size, epochs, clip bound, "
+        "layers, mitigation, decision threshold and scaling; imbalanced-dp tune), its final "
+        "model evaluated on the same test rows. The fixed series is plain DP-SGD with the "
+        f"study's settings (scaling {esc(ctx.primary)}); a non-private tuned run is the same "
+        "search without privacy.</p>",
+        '<ul class="findings">' + "".join(f"<li>{esc(x)}</li>" for x in t.sentences()) + "</ul>",
+    ]
+    c = t.curves
+    if not c.empty:
+        which = "both series" if t.both else "the tuned series (the store has no fixed runs)"
+        caption = (
+            "Privacy–utility curves, fixed against privately tuned hyperparameters: balanced "
+            "accuracy and minority recall against ε (log scale) per dataset and minority "
+            f"fraction, {which}, mean with 95 % CI band over "
+            f"{seeds_text(ctx.tuning_frame)} per setting; dashed: each series' non-private "
+            "level. The tuned runs' ε covers their search."
+        )
+        parts.append(
+            ctx.figure(
+                Plot(
+                    tuning_utility_figure,
+                    (c.drop(columns="config"),),
+                    {"class_names": t.class_names},
+                ),
+                "privacy_utility_tuning",
+                caption,
+            )
+        )
+        ctx.write_csv("tuning_curves.csv", c)
+        show = c.assign(
+            privacy=["none" if p == "none" else f"ε = {p}" for p in c["privacy"]],
+            tuning=[SERIES.get(x, x) for x in c["tuning"]],
+            measure=[MEASURES.get(m, m) for m in c["measure"]],
+            value=[
+                _ci_text(a, b, h).replace("+", "")
+                for a, b, h in zip(c["mean"], c["low"], c["high"])
+            ],
+        )[["dataset", "fraction", "measure", "tuning", "privacy", "value", "n"]]
+        parts.append(
+            ctx.numbering.table(
+                show,
+                "The curves' numbers: mean [95 % CI] over seeds per series.",
+                group=["dataset", "fraction", "measure", "tuning"],
+                files=["tables/tuning_curves.csv"],
+            )
+        )
+    d = t.differences
+    if not d.empty:
+        ctx.write_csv("tuning_differences.csv", d)
+        show = pd.DataFrame(
+            {
+                "dataset": d["dataset"],
+                "fraction": d["fraction"],
+                "measure": [MEASURES.get(m, m) for m in d["measure"]],
+                "privacy": ["none" if p == "none" else f"ε = {p}" for p in d["privacy"]],
+                "tuned − fixed [95 % CI]": [
+                    _ci_text(a, b, h) for a, b, h in zip(d["mean"], d["low"], d["high"])
+                ],
+                "n": d["n"],
+                "p": [_fmt(p, ".2g") for p in d["p_value"]],
+            }
+        )
+        parts.append(
+            ctx.numbering.table(
+                show,
+                "Privately tuned − fixed, paired by seed (the same test rows): above 0 the "
+                "search's final model does better than the study's fixed settings at the same "
+                "total ε.",
+                group=["dataset", "fraction", "measure"],
+                files=["tables/tuning_differences.csv"],
+            )
+        )
+    if not t.cost.empty:
+        k = t.cost
+        ctx.write_csv("tuning_cost.csv", k)
+        show = pd.DataFrame(
+            {
+                "dataset": k["dataset"],
+                "fraction": k["fraction"],
+                "ε (the run's, search included)": [f"{x:g}" for x in k["epsilon_target"]],
+                "ε spent (largest)": [_fmt(x, ".4f") for x in k["epsilon_spent_max"]],
+                "trials": k["trials"],
+                "ε of one trial alone": [
+                    "—" if not math.isfinite(a) else f"{a:.3g}–{b:.3g}"
+                    for a, b in zip(k["epsilon_one_trial_low"], k["epsilon_one_trial_high"])
+                ],
+                "runs": k["runs"],
+            }
+        )
+        parts.append(
+            ctx.numbering.table(
+                show,
+                "What tuning costs: the whole search and the final model spend the run's ε "
+                "together; what one trial of the search could spend alone (a fixed run spends "
+                "all of its ε on its one model).",
+                group=["dataset", "fraction"],
+                files=["tables/tuning_cost.csv"],
+            )
+        )
+    if not t.choices.empty:
+        ctx.write_csv("tuning_choices.csv", t.choices)
+        show = t.choices.assign(
+            privacy=["none" if p == "none" else f"ε = {p}" for p in t.choices["privacy"]]
+        )
+        parts.append(
+            ctx.numbering.table(
+                show,
+                "What the searches chose, per setting: each value with the number of seeds "
+                "whose search chose it (a non-private search tries no mitigation and no DP "
+                "scaler).",
+                group=["dataset", "fraction"],
+                files=["tables/tuning_choices.csv"],
+            )
+        )
+    return Section("tuning", "Fixed against privately tuned hyperparameters", "".join(parts))
 
 
 def _fairness_section(ctx: _Context, ref: dict[str, str]) -> Section:
@@ -742,6 +917,7 @@ def _header(ctx: _Context, store) -> str:
         + (f" (δ = {', '.join(f'{x:g}' for x in deltas)})" if deltas else ""),
         "minority fractions: " + ", ".join(esc(f) for f in d.fractions),
         "mitigations: " + ", ".join(esc(m) for m in d.mitigations),
+        *(["tuning: fixed and privately tuned runs"] if not ctx.tuning_frame.empty else []),
         f"{esc(ctx.seeds())} per setting",
         "engines: " + ", ".join(esc(e) for e in dict.fromkeys(d.frame["engine"])),
     ]
@@ -909,6 +1085,15 @@ def build_report(
 def _build_into(store, out_dir: Path, *, run_ids, title: str) -> None:
     ids = None if run_ids is None else list(run_ids)
     everything = store_frame(store, ids)
+    tuned_frame = pd.DataFrame()
+    if has_tuning(everything):
+        # tuned runs: a section compares them with the fixed ones; the main sections (the
+        # study's claims) show the fixed runs, when there are any
+        tuned_frame = everything
+        fixed = everything[everything["tuning"] == "none"]
+        if not fixed.empty:
+            everything = fixed
+            ids = list(dict.fromkeys(fixed["run_id"]))
     choices: list[ScalingChoice] = []
     primary = "standard"
     if not everything.empty and everything["scaling"].nunique() > 1:
@@ -918,10 +1103,25 @@ def _build_into(store, out_dir: Path, *, run_ids, title: str) -> None:
         ids = list(dict.fromkeys(choice_frame(everything, primary)["run_id"]))
     data = load_report_data(store, ids)
     ctx = _Context(data, out_dir, primary=primary)
+    tuning: _Tuning | None = None
+    if not tuned_frame.empty:
+        tuning = _tuning_data(store, tuned_frame, primary, data.class_names)
+        ctx.tuning_frame = comparison_frame(tuned_frame, primary)
     sections: list[Section] = []
     claims: list[ClaimResult] = []
     sentences: list[str] = []
-    if not data.empty:
+    if tuning is not None and (data.frame["tuning"] != "none").all():
+        # tuned runs only: the study's claims concern fixed settings; show the tuned curves
+        sections += [_tuning_section(ctx, tuning), _data_section(ctx), _ledger_section(ctx)]
+        pd.DataFrame().to_csv(out_dir / "claims.csv", index=False)
+        (out_dir / "findings.md").write_text(
+            f"# {title}: findings\n\nThe store holds privately tuned runs only: the study's "
+            "claims (about its fixed settings) are not decided.\n\n"
+            "## Privately tuned hyperparameters\n\n"
+            + "".join(f"- {x}\n" for x in tuning.sentences()),
+            encoding="utf-8",
+        )
+    elif not data.empty:
         ev: Evidence = compute_evidence(
             data.frame,
             metrics=data.metrics,
@@ -939,6 +1139,8 @@ def _build_into(store, out_dir: Path, *, run_ids, title: str) -> None:
         sections.append(_data_section(ctx))
         sections.append(_nonprivate_section(ctx, ref))
         sections.append(_dp_section(ctx, ref))
+        if tuning is not None:
+            sections.append(_tuning_section(ctx, tuning))
         sections.append(_fairness_section(ctx, ref))
         for extra in (_imbalance_section(ctx), _confusion_section(ctx)):
             if extra is not None:
@@ -962,12 +1164,13 @@ def _build_into(store, out_dir: Path, *, run_ids, title: str) -> None:
         claims_csv.to_csv(path, index=False, float_format="%.6g")
         path = out_dir / "findings.md"
         table = verdict_table(choices) if choices else None
-        path.write_text(
-            _findings_markdown(
-                title, claims, sentences, table, primary, tuple(collapse_sentences(choices))
-            ),
-            encoding="utf-8",
+        text = _findings_markdown(
+            title, claims, sentences, table, primary, tuple(collapse_sentences(choices))
         )
+        if tuning is not None:
+            text += "\n## Fixed against privately tuned hyperparameters\n\n"
+            text += "".join(f"- {x}\n" for x in tuning.sentences())
+        path.write_text(text, encoding="utf-8")
     sections += _provider_sections(store, ids, out_dir)
     html = page(title, _header(ctx, store), sections)
     html = fill_figures(html, ctx.renderer.render())

@@ -25,6 +25,7 @@ from ..studies import (
     disparity_amplification,
     fraction_label,
     fraction_order,
+    label_tuned,
     mitigation_effects,
     privacy_label,
     privacy_order,
@@ -123,6 +124,7 @@ def load_report_data(store: ResultsStore, run_ids=None) -> ReportData:
     runs = store.runs_frame()
     if ids is not None:
         runs = runs[runs["run_id"].isin(ids)]
+    runs = label_tuned(runs)  # (a tuned run's setting: mitigation and scaling "searched")
     runs = runs.copy()
     runs["fraction"] = [fraction_label(v) for v in runs["minority_fraction_target"]]
     runs["privacy"] = [privacy_label(v) for v in runs["epsilon_target"]]

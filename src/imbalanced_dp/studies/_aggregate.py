@@ -13,6 +13,12 @@ mitigation's parameters). Aggregates group by all five (:data:`FULL_SETTING`), s
 different settings are never pooled, and ``n`` counts the runs of one setting.
 ``base_config`` is ``config`` without the private settings: paired comparisons match a
 private run with the non-private run of the same base configuration and seed.
+
+A tuned run (``tuning`` ``private``: its hyperparameters chosen by a private search) has
+its own ``config`` (the search's settings) and the labels ``mitigation`` and ``scaling``
+``"searched"`` (:data:`SEARCHED`), whatever its search chose: its settings are never
+pooled with runs of fixed hyperparameters, and its non-private reference (cost of privacy,
+disparity amplification) is the same search without privacy.
 """
 
 from __future__ import annotations
@@ -43,6 +49,10 @@ BASE_FIELDS = (
 )
 #: Spec fields that only private runs have.
 PRIVATE_FIELDS = ("delta", "accountant", "clip", "reproducible", "mitigation_params")
+#: Spec fields of a tuned run's search (part of its base configuration).
+TUNING_FIELDS = ("tuning", "tuning_trials", "tuning_objective", "tuning_holdout", "tuning_space")
+#: The ``mitigation`` and ``scaling`` labels of a tuned run's setting.
+SEARCHED = "searched"
 
 
 def _short_hash(d: dict) -> str:
@@ -58,7 +68,7 @@ def primary_scaling(scalings) -> str:
     present = set(scalings)
     if "standard" in present or not present:
         return "standard"
-    return next(s for s in SCALINGS if s in present)
+    return next((s for s in SCALINGS if s in present), "standard")
 
 
 def reference_scaling(scaling: str) -> str:
@@ -77,7 +87,9 @@ def config_of(spec: dict) -> tuple[str, str, str]:
     dataset = {k: v for k, v in (spec.get("dataset") or {}).items() if k != "csv"}
     scaling = spec.get("scaling") or "standard"
     base = {"dataset": dataset} | {k: spec.get(k) for k in BASE_FIELDS}
-    if reference_scaling(scaling) != "standard":  # (the default: same hash as before)
+    if spec.get("tuning", "none") != "none":  # (the search's settings, and its bounds)
+        base |= {k: spec.get(k) for k in TUNING_FIELDS} | {"bounds": spec.get("bounds")}
+    elif reference_scaling(scaling) != "standard":  # (the default: same hash as before)
         base["scaling"] = reference_scaling(scaling)
         base["bounds"] = spec.get("bounds")
     full, dp = dict(base), dict(base)
@@ -108,7 +120,8 @@ def store_frame(store: ResultsStore, run_ids=None) -> pd.DataFrame:
     df = store.query(
         "SELECT r.run_id, r.dataset, r.minority_fraction_target, r.minority_fraction, "
         "r.privacy, r.epsilon_target, r.epsilon_spent, r.mitigation, "
-        "COALESCE(r.scaling, 'standard') AS scaling, r.seed, r.engine, "
+        "COALESCE(r.scaling, 'standard') AS scaling, COALESCE(r.tuning, 'none') AS tuning, "
+        "r.seed, r.engine, "
         'r.accuracy, r.balanced_accuracy, m."class", m.pre, m.rec, m.spe, m.f1, m.geo, '
         "m.iba, m.sup, r.spec_json FROM runs r JOIN class_metrics m ON m.run_id = r.run_id "
         "WHERE r.status = 'done' ORDER BY r.rowid"
@@ -121,7 +134,23 @@ def store_frame(store: ResultsStore, run_ids=None) -> pd.DataFrame:
         base_config=[configs[sj][1] for sj in df["spec_json"]],
         dp_config=[configs[sj][2] for sj in df["spec_json"]],
     ).drop(columns="spec_json")
-    return label_settings(df)
+    return label_settings(label_tuned(df))
+
+
+def label_tuned(df: pd.DataFrame) -> pd.DataFrame:
+    """``df`` (runs or run × class rows with ``tuning``, ``mitigation`` and ``scaling``)
+    with the setting labels of its tuned runs: ``mitigation`` and ``scaling``
+    :data:`SEARCHED` (the choices of each run's search stay in the store's columns)."""
+    if "tuning" not in df or df.empty:
+        return df
+    tuned = df["tuning"].fillna("none") != "none"
+    if not tuned.any():
+        return df
+    df = df.copy()
+    for col in ("mitigation", "scaling"):
+        if col in df:
+            df.loc[tuned, col] = SEARCHED
+    return df
 
 
 def ambiguous_settings(df: pd.DataFrame) -> pd.DataFrame:
@@ -284,10 +313,11 @@ def _paired_values(a: pd.Series, b: pd.Series, confidence: float) -> dict:
 
 def cost_of_privacy(df: pd.DataFrame, *, confidence: float = 0.95) -> pd.DataFrame:
     """Per DP setting and class: metric without DP − metric with DP, paired by seed (and by
-    dataset and fraction). The reference is the non-private run without mitigation."""
+    dataset and fraction). The reference is the non-private run without mitigation (of a
+    tuned run: the same search without privacy)."""
     rows = []
     df = with_configs(df)
-    base = df[(df["privacy"] == "none") & (df["mitigation"] == "none")]
+    base = df[(df["privacy"] == "none") & df["mitigation"].isin(("none", SEARCHED))]
     for (ds, fr, pr, mit, sc, cfg), g in df[df["privacy"] != "none"].groupby(
         FULL_SETTING, sort=False
     ):
@@ -313,7 +343,7 @@ def disparity_amplification(df: pd.DataFrame, *, confidence: float = 0.95) -> pd
     """Per DP setting: (gap with DP − gap without DP) for the recall gap and the IBA gap,
     paired by seed; positive means DP widened the gap between the classes."""
     fr = fairness_per_run(df)
-    base = fr[(fr["privacy"] == "none") & (fr["mitigation"] == "none")]
+    base = fr[(fr["privacy"] == "none") & fr["mitigation"].isin(("none", SEARCHED))]
     rows = []
     for (ds, frac, pr, mit, sc, cfg), g in fr[fr["privacy"] != "none"].groupby(
         FULL_SETTING, sort=False
@@ -341,7 +371,7 @@ def mitigation_effects(df: pd.DataFrame, *, confidence: float = 0.95) -> pd.Data
     plain = fr[fr["mitigation"] == "none"]
     base = plain[plain["privacy"] == "none"]
     for (ds, frac, pr, mit, sc, cfg), g in fr[
-        (fr["privacy"] != "none") & (fr["mitigation"] != "none")
+        (fr["privacy"] != "none") & ~fr["mitigation"].isin(("none", SEARCHED))
     ].groupby(FULL_SETTING, sort=False):
         ref = _reference(plain[plain["privacy"] == pr], g, ds, frac, same_privacy=True)
         if ref.empty:

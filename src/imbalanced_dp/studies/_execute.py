@@ -12,7 +12,7 @@ import platform
 import traceback
 import warnings
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
@@ -26,7 +26,7 @@ from ..data import (
     scaling_ledger,
 )
 from ..engines import RunConfig, TrainJob, get_engine, public_stats
-from ..exceptions import ImbalancedDPError, ParameterError, TrainingError
+from ..exceptions import DataError, ImbalancedDPError, ParameterError, TrainingError
 from ..metrics import per_class_report, run_scores
 from ..mitigations import Configured, get_mitigation
 from ..privacy import (
@@ -99,6 +99,9 @@ class RunResult:
     #: the trained model, kept only when asked (``run_single(keep_model=True)``); never
     #: stored
     model: object | None = None
+    #: a tuned run's search: the chosen settings, the decision threshold, the objective,
+    #: the held-out score, the trials (empty for a run of fixed settings)
+    tuned: dict = field(default_factory=dict)
 
 
 @dataclass
@@ -188,6 +191,8 @@ def check_run(spec: RunSpec, dataset: Dataset | None = None) -> RunCheck:
     Raises :class:`~imbalanced_dp.exceptions.ImbalancedDPError` on a bad setting (δ ≥ 1/n,
     a batch larger than the training split...)."""
     r = spec.resolve()
+    if r.tuned:
+        return check_tuned(r, dataset)
     mit = get_mitigation(r.mitigation)
     params = mit.validate(dict(r.mitigation_params), private=r.private)
     engine = get_engine(r.engine)
@@ -212,6 +217,112 @@ def check_run(spec: RunSpec, dataset: Dataset | None = None) -> RunCheck:
             queries=run_queries(r, params, split.X_train.shape[1]),
         )
     return RunCheck(split=split, params=params, key=key)
+
+
+def tuned_split(spec: RunSpec, dataset: Dataset | None = None) -> PreparedSplit:
+    """The split of a tuned run: the rows of the fixed run of the same seed, dataset, test
+    fraction and imbalance (unscaled: the search scales each trial itself)."""
+    return get_split(replace(spec, scaling="none", bounds=None, tuning="none"), dataset)
+
+
+def check_tuned(spec: RunSpec, dataset: Dataset | None = None) -> RunCheck:
+    """Validate a tuned run against its data before anything is trained: the search space
+    (batch sizes, public bounds), the held-out rows of each class, δ. Its noise is
+    calibrated by the search itself (``key`` is ``None``)."""
+    from ..tuning import MIN_HELDOUT_PER_CLASS
+
+    r = spec.resolve()
+    split = tuned_split(r, dataset)
+    n = split.n_train
+    n0, n1 = split.train_class_counts
+    settings = r.search_settings()
+    expected = settings.holdout * min(n0, n1)
+    if expected < MIN_HELDOUT_PER_CLASS:
+        frac = "natural" if r.minority_fraction is None else f"{r.minority_fraction:g}"
+        raise DataError(
+            f"tuning on {r.dataset.label} at minority fraction {frac}: the search's held-out "
+            f"rows would hold about {expected:.1f} rows of the minority class ({min(n0, n1)} "
+            f"of {n} training rows, {settings.holdout:.0%} held out); it needs at least "
+            f"{MIN_HELDOUT_PER_CLASS}: raise tuning_holdout or leave that fraction out"
+        )
+    r.search_space().check(
+        n_rows=max(2, int(n * (1 - settings.holdout))), has_bounds=r.bounds is not None
+    )
+    if r.private:
+        check_delta(r.delta, n)
+    return RunCheck(split=split, params={}, key=None)
+
+
+def run_tuned(
+    run_id: str, spec: RunSpec, dataset: Dataset | None = None, *, threads: int = 1
+) -> RunResult:
+    """A tuned run: the private search (:func:`imbalanced_dp.tuning.private_search`) on the
+    run's training split at the run's ε (without privacy for a non-private run), its final
+    model evaluated on the run's test rows. Raises like :func:`run_single`."""
+    from ..tuning import private_search
+
+    r = spec.resolve()
+    ds = dataset if dataset is not None else r.dataset.load(r.test_fraction)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # the driver already warned about delta
+        split = check_tuned(r, ds).split
+        res = private_search(
+            ds,
+            split.train_rows,
+            epsilon=r.epsilon,
+            space=r.search_space(),
+            settings=r.search_settings(),
+            delta=r.delta if r.private else None,
+            seed=r.seed,
+            reproducible=r.reproducible,
+            bounds=None if r.bounds is None else PublicBounds.from_tuples(r.bounds),
+            preset=tuple(r.layers or ()),
+            threads=threads,
+        )
+    ev = res.evaluate(ds.X[split.test_rows], ds.y[split.test_rows])
+    n0, n1 = split.train_class_counts
+    t0, t1 = split.test_class_counts
+    stats = public_stats(res.model.stats, private=res.private)
+    if res.threshold is not None:
+        stats["threshold"] = float(res.threshold)
+    tuned = {
+        "best": res.best.to_dict(),
+        "decision_threshold": res.threshold,
+        "objective": res.objective,
+        "heldout_score": res.score,
+        "trials_expected": res.settings.trials,
+        "rows": {"training": res.n_train, "search": res.n_search, "held_out": res.n_heldout},
+        "search_seconds": res.seconds,
+    }
+    if res.selection is not None:
+        per = [n.epsilon for n in res.selection.noise]
+        tuned["trial_distribution"] = res.selection.distribution.describe()
+        tuned["epsilon_per_trial"] = [min(per), max(per)]
+    return RunResult(
+        run_id=run_id,
+        spec=r,
+        status="done",
+        ledger=res.ledger,
+        metrics=ev["metrics"],
+        scores=ev["scores"],
+        predictions={
+            "row": split.test_rows.astype(np.int64),
+            "y_true": ds.y[split.test_rows].astype(np.int64),
+            "y_pred": ev["y_pred"].astype(np.int64),
+            "p_positive": ev["p_positive"],
+        },
+        data={
+            "n_train": split.n_train,
+            "train_count_0": n0,
+            "train_count_1": n1,
+            "test_count_0": t0,
+            "test_count_1": t1,
+            "minority_fraction": split.minority_fraction,
+        },
+        stats=stats,
+        seconds=res.seconds,
+        tuned=tuned,
+    )
 
 
 def make_plan(
@@ -428,6 +539,20 @@ def execute_batch(batch: Batch) -> list[RunResult]:
     """Train and evaluate a batch; failures come back as ``failed`` results with the error,
     never as exceptions, so that a sweep goes on."""
     ver = versions()
+    if any(spec.tuned for _, spec in batch.runs):
+        results = []
+        for rid, spec in batch.runs:  # (make_batches gives a tuned run a batch of its own)
+            try:
+                res = (
+                    run_tuned(rid, spec, batch.dataset, threads=batch.threads)
+                    if spec.tuned
+                    else execute_batch(Batch([(rid, spec)], batch.dataset, batch.calibrations))[0]
+                )
+            except Exception as exc:
+                res = _failure(rid, spec, exc, trace=not isinstance(exc, ImbalancedDPError))
+            res.versions = ver
+            results.append(res)
+        return results
     cache = MemoryCache(batch.calibrations)
     try:
         prepared = [prepare_run(rid, spec, cache, batch.dataset) for rid, spec in batch.runs]
@@ -490,6 +615,14 @@ def run_single(spec: RunSpec, *, threads: int = 1, keep_model: bool = False) -> 
     """
     ds = spec.dataset.load(spec.test_fraction)
     check_run(spec, ds)
+    if spec.tuned:
+        if keep_model:
+            raise ParameterError(
+                "a tuned run keeps no model here: imbalanced-dp tune --out saves one"
+            )
+        res = run_tuned(spec.run_id(ds.fingerprint), spec, ds, threads=threads)
+        res.versions = versions()
+        return res
     prepared = prepare_run(spec.run_id(ds.fingerprint), spec, None, ds)
     res = train_prepared([prepared], threads=threads, keep_models=keep_model)[0]
     if res.status != "done":

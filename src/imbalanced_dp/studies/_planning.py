@@ -23,10 +23,11 @@ from ._store import ResultsStore
 
 def group_label(spec: RunSpec) -> str:
     """The label of a run's group in ``study status``: dataset, imbalance, privacy,
-    mitigation."""
+    mitigation (``tuned`` for a run whose search chooses it)."""
     frac = "natural" if spec.minority_fraction is None else f"{spec.minority_fraction:g}"
     priv = "none" if spec.epsilon is None else f"eps={spec.epsilon:g}"
-    return f"{spec.dataset.label} | minority={frac} | {priv} | {spec.mitigation}"
+    how = "tuned" if spec.tuned else spec.mitigation
+    return f"{spec.dataset.label} | minority={frac} | {priv} | {how}"
 
 
 def validate_runs(specs: Sequence[RunSpec]) -> list[tuple[str, RunSpec]]:
@@ -102,6 +103,10 @@ def run_cost(spec: RunSpec) -> float:
     r = spec.resolve()
     ds = r.dataset.load(r.test_fraction)
     width = sum(a * b for a, b in zip((ds.n_features, *r.layers), (*r.layers, 2)))
+    if r.tuned:  # about the expected trials at the space's mean epochs
+        space = r.search_space()
+        epochs = sum(space.epochs) / len(space.epochs)
+        return r.tuning_trials * epochs * ds.n_rows * width * get_engine("fast").relative_cost
     return r.epochs * ds.n_rows * width * get_engine(r.engine).relative_cost
 
 
@@ -111,15 +116,18 @@ def make_batches(
     """Group runs by dataset, architecture and engine; split groups so every worker gets
     work (about two batches per worker), batches of a batched engine holding at most
     ``max_batch`` runs and those of an engine that trains one run at a time one run each;
-    the costliest batches first, so the tail is short."""
+    a tuned run (whose search trains its trials in batches itself) gets a batch of its
+    own; the costliest batches first, so the tail is short."""
     groups: dict[tuple, list[tuple[str, RunSpec]]] = {}
     for rid, spec in runs:
-        key = (spec.dataset, spec.test_fraction, tuple(spec.layers or ()), spec.engine)
+        key = (spec.dataset, spec.test_fraction, tuple(spec.layers or ()), spec.engine, spec.tuned)
         groups.setdefault(key, []).append((rid, spec))
     total = len(runs)
     batches = []
-    for (ref, tf, _layers, engine), members in groups.items():
-        if get_engine(engine).batched:
+    for (ref, tf, _layers, engine, tuned), members in groups.items():
+        if tuned:
+            size = 1
+        elif get_engine(engine).batched:
             share = math.ceil(len(members) / total * 2 * workers) if total else 1
             size = max(1, min(max_batch, math.ceil(len(members) / max(1, share))))
         else:

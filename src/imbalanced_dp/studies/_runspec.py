@@ -21,6 +21,7 @@ from ..exceptions import ParameterError
 from ..models import architecture, hidden_for, lr_for
 from ..privacy import DEFAULT_ACCOUNTANT, check_accountant, default_delta
 from ..settings import check_setting
+from ..tuning import DEFAULT_HOLDOUT, DEFAULT_OBJECTIVE, DEFAULT_TRIALS, SearchSettings, SearchSpace
 
 #: Share of ε the DP scaler (scaling "dp_standard") spends by default.
 DEFAULT_SCALING_SHARE = 0.1
@@ -28,6 +29,34 @@ DEFAULT_SCALING_SHARE = 0.1
 #: 2: noise keys (secret by default, research mode from the seed and the whole setting),
 #: per-step counts accounted with the gradients as one mechanism, 52-bit open uniforms.
 RESULTS_VERSION = 2
+#: Bumped whenever a change of the private search changes a tuned run's result for the same
+#: spec; part of a tuned run's run_id only.
+TUNED_RESULTS_VERSION = 1
+#: How a run's hyperparameters are set: ``none``, the fixed settings of the spec (every run
+#: before tuning was a setting); ``private``, a private hyperparameter search on the run's
+#: training split (:func:`imbalanced_dp.tuning.private_search`) whose ε is the run's.
+TUNINGS = ("none", "private")
+#: The fields of a spec that a tuned run does not use (the search chooses them, or they
+#: concern the fixed run only): left out of a tuned run's dict and run_id.
+FIXED_ONLY = (
+    "epochs",
+    "batch_size",
+    "lr",
+    "clip",
+    "accountant",
+    "engine",
+    "mitigation",
+    "mitigation_params",
+    "scaling",
+    "scaling_share",
+)
+TUNING_FIELDS = (
+    "tuning",
+    "tuning_trials",
+    "tuning_objective",
+    "tuning_holdout",
+    "tuning_space",
+)
 
 
 @dataclass(frozen=True)
@@ -137,7 +166,16 @@ class RunSpec:
 
     ``reproducible`` is research mode: sampling and noise derive from the seed and the
     run's whole setting, so the run is reproducible bit for bit (studies and ``reproduce``
-    use it); otherwise they come from a secret key drawn when training starts."""
+    use it); otherwise they come from a secret key drawn when training starts.
+
+    ``tuning = "private"`` makes the run a private hyperparameter search on its training
+    split (the split of the fixed run of the same seed, dataset and minority fraction):
+    ``tuning_trials`` expected trials, maximising ``tuning_objective`` on ``tuning_holdout``
+    of the training rows, in the space ``tuning_space`` (dimension → values, the others
+    from :data:`~imbalanced_dp.tuning.DEFAULT_SPACE`; its ``"preset"`` layers are
+    ``layers``); the search and its final model spend ``epsilon`` together. A
+    non-private tuned run is the same search without privacy. Such a run ignores the
+    fixed settings (:data:`FIXED_ONLY`) and always trains on the fast engine."""
 
     dataset: DatasetRef
     seed: int
@@ -159,6 +197,11 @@ class RunSpec:
     scaling: str = DEFAULT_SCALING
     scaling_share: float = DEFAULT_SCALING_SHARE
     bounds: tuple | None = None
+    tuning: str = "none"
+    tuning_trials: float = DEFAULT_TRIALS
+    tuning_objective: str = DEFAULT_OBJECTIVE
+    tuning_holdout: float = DEFAULT_HOLDOUT
+    tuning_space: tuple | None = None
 
     def __post_init__(self) -> None:
         if self.epsilon is not None:
@@ -184,6 +227,35 @@ class RunSpec:
             )
         if self.bounds is not None and not isinstance(self.bounds, tuple):
             object.__setattr__(self, "bounds", _frozen(self.bounds))
+        if self.tuning not in TUNINGS:
+            raise ParameterError(f"tuning must be one of {', '.join(TUNINGS)}; got {self.tuning!r}")
+        if self.tuning_space is not None and not isinstance(self.tuning_space, tuple):
+            if not isinstance(self.tuning_space, dict):
+                raise ParameterError(
+                    "tuning_space must map search dimensions to lists of values; got "
+                    f"{self.tuning_space!r}"
+                )
+            object.__setattr__(self, "tuning_space", _frozen_space(self.tuning_space))
+        if self.tuned:
+            self.search_settings()  # validates the objective, the trials and the holdout
+            self.search_space()  # validates the space
+
+    @property
+    def tuned(self) -> bool:
+        """Whether the run's hyperparameters come from a search (``tuning`` not ``none``)."""
+        return self.tuning != "none"
+
+    def search_space(self) -> SearchSpace:
+        """The space of a tuned run's search: ``tuning_space`` over the default space."""
+        return SearchSpace.from_dict(_space_dict(self.tuning_space))
+
+    def search_settings(self) -> SearchSettings:
+        """The settings of a tuned run's search."""
+        return SearchSettings(
+            objective=self.tuning_objective,
+            trials=float(self.tuning_trials),
+            holdout=float(self.tuning_holdout),
+        )
 
     def public_bounds(self) -> PublicBounds | None:
         """The public bounds of this run's scaling: the spec's, else the bundled dataset's
@@ -208,6 +280,8 @@ class RunSpec:
         delta = self.delta
         if delta is None:
             delta = default_delta(self.dataset.load(self.test_fraction).n_rows)
+        if self.tuned:
+            return self._resolve_tuned(float(delta), name)
         bounds = self.bounds
         if bounds is None and self.scaling in NEED_BOUNDS:
             found = self.public_bounds()
@@ -224,6 +298,37 @@ class RunSpec:
             layers=tuple(self.layers) if self.layers is not None else hidden_for(name),
             delta=float(delta),
             bounds=bounds if self.scaling in NEED_BOUNDS else None,
+        )
+
+    def _resolve_tuned(self, delta: float, name: str) -> RunSpec:
+        """A tuned run resolved: the whole search space (scalings that need public bounds
+        left out of the default space of a table without them; refused when the spec's
+        space names one), the bounds its scalings need, δ and the preset layers."""
+        space = self.search_space()
+        given = _space_dict(self.tuning_space)
+        bounds = self.bounds
+        need = [s for s in space.scaling if s in NEED_BOUNDS]
+        if need and bounds is None:
+            found = self.public_bounds()
+            if found is not None:
+                bounds = found.as_tuples()
+            elif "scaling" in given:
+                raise ParameterError(
+                    f"tuning space scaling {', '.join(need)} needs public bounds for every "
+                    f"column of {self.dataset.label}: give the study key bounds (a JSON or "
+                    "TOML file); only the bundled datasets ship them"
+                )
+            else:
+                kept = [s for s in space.scaling if s not in NEED_BOUNDS] or ["standard"]
+                space = space.with_values(scaling=kept)
+        need = [s for s in space.scaling if s in NEED_BOUNDS]
+        return replace(
+            self,
+            layers=tuple(self.layers) if self.layers is not None else hidden_for(name),
+            delta=delta,
+            bounds=bounds if need else None,
+            engine="fast",
+            tuning_space=_frozen_space(space.to_dict()),
         )
 
     def noise_setting(self) -> dict:
@@ -245,6 +350,16 @@ class RunSpec:
         d["layers"] = list(self.layers) if self.layers is not None else None
         d["mitigation_params"] = dict(self.mitigation_params)
         d["bounds"] = _listed(self.bounds)
+        if self.tuned:
+            # a tuned run: what the search uses, not the fixed settings it ignores
+            for key in FIXED_ONLY:
+                d.pop(key)
+            d["tuning_space"] = (
+                None if self.tuning_space is None else _space_dict(self.tuning_space)
+            )
+            return d
+        for key in TUNING_FIELDS:
+            d.pop(key)  # the default: the same spec (and run_id) as before tuning was a key
         if self.scaling == DEFAULT_SCALING:
             # the default scaling: the same spec (and run_id) as before scaling was a setting
             for key in ("scaling", "scaling_share", "bounds"):
@@ -262,6 +377,8 @@ class RunSpec:
         d["mitigation_params"] = tuple(sorted((d.get("mitigation_params") or {}).items()))
         if d.get("bounds") is not None:
             d["bounds"] = _frozen(d["bounds"])
+        if d.get("tuning_space") is not None:
+            d["tuning_space"] = _frozen_space(d["tuning_space"])
         return cls(**d)
 
     def run_id(self, fingerprint: str) -> str:
@@ -273,11 +390,28 @@ class RunSpec:
         d = self.resolve().to_dict()
         d["dataset"] = {k: v for k, v in d["dataset"].items() if k != "csv"}
         if not self.private:
-            d["delta"] = None
-            d["accountant"] = None
-            d["clip"] = None
-            d["reproducible"] = None
+            for key in ("delta", "accountant", "clip", "reproducible"):
+                if key in d or not self.tuned:
+                    d[key] = None
+        version: dict = {"v": RESULTS_VERSION}
+        if self.tuned:
+            version["tuned_v"] = TUNED_RESULTS_VERSION
         payload = json.dumps(
-            {"spec": d, "data": fingerprint, "v": RESULTS_VERSION}, sort_keys=True, default=str
+            {"spec": d, "data": fingerprint, **version}, sort_keys=True, default=str
         )
         return hashlib.sha256(payload.encode()).hexdigest()[:20]
+
+
+def _frozen_space(space: dict) -> tuple:
+    """A search space (dimension → values) as a hashable, ordered tuple."""
+    return tuple(
+        sorted(
+            (str(k), _frozen(list(v) if isinstance(v, list | tuple) else [v]))
+            for k, v in dict(space).items()
+        )
+    )
+
+
+def _space_dict(space: tuple | None) -> dict:
+    """The dimension → values mapping of a frozen space (empty for ``None``)."""
+    return {k: _listed(v) for k, v in (space or ())}

@@ -25,6 +25,11 @@ with the training settings shared by all its runs::
     scaling = ["standard"]                  # and/or "none", "minmax", "public", "dp_standard"
     scaling_share = 0.1                     # the share of epsilon dp_standard spends
     bounds = "bounds.json"                  # public bounds of a table's columns (optional)
+    tuning = ["none", "private"]            # fixed hyperparameters and/or a private search
+    tuning_trials = 10                      # the search's expected number of trials
+    tuning_objective = "balanced_accuracy"  # or "minority_recall", "f1", "g_mean"
+    tuning_holdout = 0.35                   # share of the training rows scoring the trials
+    tuning_space = {lr = [0.03, 0.1]}       # dimensions replacing the default space's
     attacks = []                            # "loss", "lira": membership inference;
                                             # "inversion": attribute inference
 
@@ -35,6 +40,17 @@ from each run's seed and whole setting, so the study is reproducible bit for bit
 runs at different settings have independent noise; every ledger then says that the
 guarantee assumes the seeds stay secret. ``reproducible = false`` draws a secret key for
 every run instead (docs/privacy.md, rule 9).
+
+``tuning`` is an axis of the grid like ``scaling``: ``"none"`` (the default) runs the fixed
+hyperparameters above; ``"private"`` adds, for every dataset × minority fraction × privacy
+level × seed, one run whose hyperparameters come from a private search
+(:func:`imbalanced_dp.tuning.private_search`) on that run's training split (the fixed run's
+split), with the run's ε covering the search and the final model together, evaluated on the
+same test rows. A non-private level runs the same search without privacy (the tuned curve's
+own non-private reference). Mitigations and scalings are dimensions of the search, so a
+tuned run does not multiply by ``mitigations`` or ``scaling``; it always trains on the fast
+engine. ``["none", "private"]`` compares both on the same splits, and the fixed runs keep
+the run_ids they have without tuning (adding ``"private"`` to a finished study reuses them).
 """
 
 from __future__ import annotations
@@ -55,7 +71,14 @@ from ..engines import engine_names
 from ..exceptions import DataError, SpecError
 from ..privacy import ACCOUNTANTS, DEFAULT_ACCOUNTANT
 from ..settings import SETTINGS
-from ._runspec import DEFAULT_SCALING_SHARE, DatasetRef, RunSpec
+from ..tuning import (
+    DEFAULT_HOLDOUT,
+    DEFAULT_OBJECTIVE,
+    DEFAULT_SPACE,
+    DEFAULT_TRIALS,
+    SearchSpace,
+)
+from ._runspec import DEFAULT_SCALING_SHARE, TUNINGS, DatasetRef, RunSpec
 
 KEYS = (
     "name",
@@ -79,6 +102,11 @@ KEYS = (
     "scaling",
     "scaling_share",
     "bounds",
+    "tuning",
+    "tuning_trials",
+    "tuning_objective",
+    "tuning_holdout",
+    "tuning_space",
     "attacks",
 )
 ATTACKS = ("loss", "lira", "inversion")
@@ -92,8 +120,11 @@ GRID_KEYS = (
     "seeds",
     "mitigations",
     "scaling",
+    "tuning",
     "attacks",
 )
+#: The tuning keys besides ``tuning``: left out of a study's spec dict when it does not tune.
+TUNING_KEYS = ("tuning_trials", "tuning_objective", "tuning_holdout", "tuning_space")
 
 
 def changed_settings(old: dict, new: dict) -> list[str]:
@@ -169,6 +200,24 @@ KEY_HELP: dict[str, tuple[str, str]] = {
         "file (relative to the spec) or a table {column = [lower, upper]}",
         "the bundled datasets' own; required for a CSV",
     ),
+    "tuning": (
+        'how the hyperparameters are set, one or a list: "none" (the fixed settings above), '
+        '"private" (a private search on each run\'s training split, its epsilon inside the '
+        "run's; the search without privacy for the non-private runs)",
+        '["none"]',
+    ),
+    "tuning_trials": ("the private search's expected number of trials", "10"),
+    "tuning_objective": (
+        'what the search maximises on held-out training rows: "balanced_accuracy", '
+        '"minority_recall", "f1", "g_mean"',
+        '"balanced_accuracy"',
+    ),
+    "tuning_holdout": ("the share of the training rows that scores the trials", "0.35"),
+    "tuning_space": (
+        "search dimensions replacing the default space's, e.g. {lr = [0.03, 0.1], epochs = "
+        "[50, 100]} (lr, batch_size, epochs, clip, layers, mitigation, threshold, scaling)",
+        '"default" (imbalanced-dp tune --help)',
+    ),
     "attacks": (
         'threats measured after the runs: "loss", "lira" (membership inference and the '
         'epsilon audit), "inversion" (attribute inference and class inversion)',
@@ -212,53 +261,98 @@ class StudySpec:
     scaling: list[str] = field(default_factory=lambda: [DEFAULT_SCALING])
     scaling_share: float = DEFAULT_SCALING_SHARE
     bounds: dict | None = None
+    tuning: list[str] = field(default_factory=lambda: ["none"])
+    tuning_trials: float = DEFAULT_TRIALS
+    tuning_objective: str = DEFAULT_OBJECTIVE
+    tuning_holdout: float = DEFAULT_HOLDOUT
+    tuning_space: dict | None = None
     attacks: list[str] = field(default_factory=list)
 
     def expand(self) -> list[RunSpec]:
         """Every run of the grid, in a fixed order. Mitigations apply to private runs only:
         a non-private run is the common reference of all of them; so is the non-private run
         of the ``standard`` scaling for ``dp_standard`` (it has no budget for a DP
-        scaler). Duplicates are kept once."""
+        scaler). A tuned run follows the fixed ones of its dataset (see the module
+        docstring). Duplicates are kept once."""
         runs: dict[RunSpec, None] = {}
         for ds in self.datasets:
-            bounds = self._bounds_for(ds)
-            for scaling in self.scaling:
-                for frac in self.minority_fractions:
-                    for eps in self.privacy:
-                        mits = ["none"] if eps is None else self.mitigations
-                        sc = "standard" if (eps is None and scaling == "dp_standard") else scaling
-                        for mit in mits:
-                            params = self.mitigation_params.get(mit, {}) if mit != "none" else {}
-                            for seed in self.seeds:
-                                run = RunSpec(
-                                    dataset=ds,
-                                    seed=seed,
-                                    epsilon=eps,
-                                    delta=self.delta,
-                                    epochs=self.epochs,
-                                    batch_size=self.batch_size,
-                                    lr=self.lr,
-                                    clip=self.clip,
-                                    layers=self.layers,
-                                    accountant=self.accountant,
-                                    engine=self.engine,
-                                    test_fraction=self.test_fraction,
-                                    minority_fraction=frac,
-                                    imbalance_method=self.imbalance_method,
-                                    mitigation=mit,
-                                    mitigation_params=tuple(sorted(params.items())),
-                                    reproducible=self.reproducible,
-                                    scaling=sc,
-                                    scaling_share=self.scaling_share,
-                                    bounds=bounds if sc in NEED_BOUNDS else None,
-                                )
-                                runs.setdefault(run, None)
+            if "none" in self.tuning:
+                self._expand_fixed(ds, runs)
+            if "private" in self.tuning:
+                self._expand_tuned(ds, runs)
         return list(runs)
 
-    def _bounds_for(self, ds: DatasetRef) -> tuple | None:
-        """The spec's public bounds for a table (parsed against its columns), if it needs
-        them; ``None`` leaves a bundled dataset its own."""
-        if self.bounds is None or not (set(self.scaling) & set(NEED_BOUNDS)):
+    def _expand_tuned(self, ds: DatasetRef, runs: dict) -> None:
+        bounds = self._bounds_for(ds, tuned=True)
+        for frac in self.minority_fractions:
+            for eps in self.privacy:
+                for seed in self.seeds:
+                    run = RunSpec(
+                        dataset=ds,
+                        seed=seed,
+                        epsilon=eps,
+                        delta=self.delta,
+                        layers=self.layers,
+                        test_fraction=self.test_fraction,
+                        minority_fraction=frac,
+                        imbalance_method=self.imbalance_method,
+                        reproducible=self.reproducible,
+                        bounds=bounds,
+                        tuning="private",
+                        tuning_trials=self.tuning_trials,
+                        tuning_objective=self.tuning_objective,
+                        tuning_holdout=self.tuning_holdout,
+                        tuning_space=self.tuning_space,
+                    )
+                    runs.setdefault(run, None)
+
+    def _expand_fixed(self, ds: DatasetRef, runs: dict) -> None:
+        bounds = self._bounds_for(ds)
+        for scaling in self.scaling:
+            for frac in self.minority_fractions:
+                for eps in self.privacy:
+                    mits = ["none"] if eps is None else self.mitigations
+                    sc = "standard" if (eps is None and scaling == "dp_standard") else scaling
+                    for mit in mits:
+                        params = self.mitigation_params.get(mit, {}) if mit != "none" else {}
+                        for seed in self.seeds:
+                            run = RunSpec(
+                                dataset=ds,
+                                seed=seed,
+                                epsilon=eps,
+                                delta=self.delta,
+                                epochs=self.epochs,
+                                batch_size=self.batch_size,
+                                lr=self.lr,
+                                clip=self.clip,
+                                layers=self.layers,
+                                accountant=self.accountant,
+                                engine=self.engine,
+                                test_fraction=self.test_fraction,
+                                minority_fraction=frac,
+                                imbalance_method=self.imbalance_method,
+                                mitigation=mit,
+                                mitigation_params=tuple(sorted(params.items())),
+                                reproducible=self.reproducible,
+                                scaling=sc,
+                                scaling_share=self.scaling_share,
+                                bounds=bounds if sc in NEED_BOUNDS else None,
+                            )
+                            runs.setdefault(run, None)
+
+    def _bounds_for(self, ds: DatasetRef, *, tuned: bool = False) -> tuple | None:
+        """The spec's public bounds for a table (parsed against its columns), if its
+        scalings (``tuned``: its search space's) need them; ``None`` leaves a bundled
+        dataset its own."""
+        if self.bounds is None:
+            return None
+        if tuned:
+            space = self.tuning_space or {}
+            scalings = space.get("scaling", DEFAULT_SPACE["scaling"])
+            scalings = [scalings] if isinstance(scalings, str) else scalings
+        else:
+            scalings = self.scaling
+        if not (set(scalings) & set(NEED_BOUNDS)):
             return None
         try:
             table = ds.load(self.test_fraction)
@@ -278,6 +372,12 @@ class StudySpec:
             # the default: the same spec as before scaling was a key (no "changed" refusal)
             for key in ("scaling", "scaling_share", "bounds"):
                 d.pop(key)
+        if self.tuning == ["none"]:
+            # the default: the same spec as before tuning was a key
+            for key in ("tuning", *TUNING_KEYS):
+                d.pop(key)
+        elif self.tuning_space is None:
+            d["tuning_space"] = "default"
         return d
 
 
@@ -473,12 +573,53 @@ def spec_from_dict(d: dict, *, base: Path | None = None, name: str = "study") ->
         if not isinstance(b, dict) or not b:
             raise _err("bounds", "a file name or a table {column = [lower, upper], ...}", b)
         spec.bounds = dict(b)
+    _tuning_keys(spec, d)
     if "attacks" in d:
         a = d["attacks"]
         if not isinstance(a, list):
             raise _err("attacks", "a list of " + ", ".join(ATTACKS), a)
         spec.attacks = [_choice("attacks", x, ATTACKS) for x in a]
     return spec
+
+
+def _tuning_keys(spec: StudySpec, d: dict) -> None:
+    """Read the tuning keys of a spec mapping into ``spec`` (validated)."""
+    from ..tuning import OBJECTIVES
+
+    if "tuning" in d:
+        v = d["tuning"]
+        items = [v] if isinstance(v, str) else v
+        if not isinstance(items, list) or not items:
+            raise _err("tuning", '"none", "private" or a list of both', v)
+        spec.tuning = list(dict.fromkeys(_choice("tuning", x, TUNINGS) for x in items))
+    if "tuning_trials" in d:
+        v = d["tuning_trials"]
+        ok = isinstance(v, int | float) and not isinstance(v, bool) and 1 <= v <= 1000
+        if not ok:
+            raise _err("tuning_trials", "an expected number of trials in [1, 1000]", v)
+        spec.tuning_trials = float(v)
+    if "tuning_objective" in d:
+        spec.tuning_objective = _choice("tuning_objective", d["tuning_objective"], OBJECTIVES)
+    if "tuning_holdout" in d:
+        v = d["tuning_holdout"]
+        ok = isinstance(v, int | float) and not isinstance(v, bool) and 0.05 <= v <= 0.5
+        if not ok:
+            raise _err("tuning_holdout", "a share of the training rows in [0.05, 0.5]", v)
+        spec.tuning_holdout = float(v)
+    if "tuning_space" in d:
+        v = d["tuning_space"]
+        if v == "default":
+            spec.tuning_space = None
+        elif isinstance(v, dict):
+            try:
+                SearchSpace.from_dict(v)
+            except SpecError as exc:
+                raise SpecError(f"study spec key 'tuning_space': {exc}") from None
+            spec.tuning_space = {
+                k: list(x) if isinstance(x, list | tuple) else [x] for k, x in v.items()
+            }
+        else:
+            raise _err("tuning_space", '"default" or a table {lr = [0.03, 0.1], ...}', v)
 
 
 def with_overrides(spec: StudySpec, **values) -> StudySpec:

@@ -58,6 +58,21 @@ RESULT_COLUMNS: tuple[str, ...] = (
     "balanced_accuracy",
 )
 PREDICTION_COLUMNS: tuple[str, ...] = ("run_id", "row", "y_true", "y_pred", "p_positive")
+#: The column results.csv adds after ``scaling`` when some of its runs are tuned
+#: (``none``: fixed hyperparameters; ``private``: a private search, whose choices fill the
+#: row's epochs, batch_size, lr, clip, mitigation and scaling). Left out otherwise, so that
+#: the results of a study without tuning are what they were before tuning was a setting.
+TUNING_COLUMN = "tuning"
+
+
+def result_columns(tuned: bool) -> tuple[str, ...]:
+    """The columns of results.csv: :data:`RESULT_COLUMNS`, with :data:`TUNING_COLUMN` after
+    ``scaling`` when some runs are ``tuned``."""
+    if not tuned:
+        return RESULT_COLUMNS
+    i = RESULT_COLUMNS.index("scaling") + 1
+    return (*RESULT_COLUMNS[:i], TUNING_COLUMN, *RESULT_COLUMNS[i:])
+
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -100,7 +115,9 @@ CREATE TABLE IF NOT EXISTS runs (
     versions_json TEXT,
     batch_id TEXT,
     finished_at REAL,
-    scaling TEXT
+    scaling TEXT,
+    tuning TEXT,
+    tuned_json TEXT
 );
 CREATE TABLE IF NOT EXISTS class_metrics (
     run_id TEXT NOT NULL REFERENCES runs(run_id),
@@ -209,11 +226,17 @@ class ResultsStore:
 
     def _migrate(self) -> None:
         """Bring a store written by an earlier version up to date, in place: columns added
-        since (a run without a recorded scaling used the default, ``standard``)."""
+        since (a run without a recorded scaling used the default, ``standard``; one without
+        a recorded tuning had fixed hyperparameters, ``none``)."""
         cols = {r[1] for r in self._con.execute("PRAGMA table_info(runs)")}
         if "scaling" not in cols:
             self._con.execute("ALTER TABLE runs ADD COLUMN scaling TEXT")
             self._con.execute("UPDATE runs SET scaling = 'standard' WHERE scaling IS NULL")
+        if "tuning" not in cols:
+            self._con.execute("ALTER TABLE runs ADD COLUMN tuning TEXT")
+            self._con.execute("UPDATE runs SET tuning = 'none' WHERE tuning IS NULL")
+        if "tuned_json" not in cols:
+            self._con.execute("ALTER TABLE runs ADD COLUMN tuned_json TEXT")
 
     def close(self) -> None:
         self._con.close()
@@ -284,11 +307,43 @@ class ResultsStore:
 
     @staticmethod
     def _run_row(r: RunResult, batch_id: str, now: float) -> dict:
-        """The ``runs`` row of a result, by column name."""
+        """The ``runs`` row of a result, by column name (a tuned run's training settings are
+        those its search chose)."""
         s = r.spec.resolve()
         led = r.ledger
         dp = s.private
         d = r.data
+        row = ResultsStore._fixed_row(r, s, led, dp, d)
+        row |= {
+            "status": r.status,
+            "error": r.error,
+            "seconds": _num(r.seconds),
+            "spec_json": json.dumps(r.spec.to_dict(), sort_keys=True, default=str),
+            "ledger_json": json.dumps(led.to_dict(), default=float) if led else None,
+            "stats_json": json.dumps(r.stats, default=float),
+            "versions_json": json.dumps(r.versions, sort_keys=True),
+            "batch_id": batch_id,
+            "finished_at": now,
+            "tuning": s.tuning,
+            "tuned_json": json.dumps(r.tuned, default=float) if s.tuned else None,
+        }
+        if s.tuned:
+            best = r.tuned.get("best") or {}
+            row |= {
+                "accountant": (led.accountant if led else None) if dp else None,
+                "engine": "fast",
+                "mitigation": best.get("mitigation", "searched"),
+                "scaling": best.get("scaling", "searched"),
+                "epochs": best.get("epochs"),
+                "batch_size": best.get("batch_size"),
+                "lr": best.get("lr"),
+                "clip": best.get("clip") if dp else None,
+                "layers": ",".join(str(x) for x in best.get("layers", ())) if best else None,
+            }
+        return row
+
+    @staticmethod
+    def _fixed_row(r: RunResult, s, led, dp: bool, d: dict) -> dict:
         return {
             "run_id": r.run_id,
             "dataset": s.dataset.label,
@@ -319,15 +374,6 @@ class ResultsStore:
             "test_count_1": d.get("test_count_1"),
             "accuracy": _num(r.scores.get("accuracy")),
             "balanced_accuracy": _num(r.scores.get("balanced_accuracy")),
-            "status": r.status,
-            "error": r.error,
-            "seconds": _num(r.seconds),
-            "spec_json": json.dumps(r.spec.to_dict(), sort_keys=True, default=str),
-            "ledger_json": json.dumps(led.to_dict(), default=float) if led else None,
-            "stats_json": json.dumps(r.stats, default=float),
-            "versions_json": json.dumps(r.versions, sort_keys=True),
-            "batch_id": batch_id,
-            "finished_at": now,
             "scaling": s.scaling,
         }
 
@@ -391,16 +437,21 @@ class ResultsStore:
         return self.query(sql + " ORDER BY rowid")
 
     def results_frame(self, run_ids: Sequence[str] | None = None) -> pd.DataFrame:
-        """One row per done run × class with exactly :data:`RESULT_COLUMNS`."""
+        """One row per done run × class with exactly :data:`RESULT_COLUMNS`, and the
+        ``tuning`` column after ``scaling`` when some of these runs are tuned
+        (:func:`result_columns`)."""
+        want = result_columns(True)
         cols = ", ".join(
-            f"m.{c}" if c in ("class", *METRICS, "sup") else f"r.{c}" for c in RESULT_COLUMNS
+            f"m.{c}" if c in ("class", *METRICS, "sup") else f"r.{c}" for c in want
         ).replace("m.class", 'm."class"')
+        cols = cols.replace("r.tuning", "COALESCE(r.tuning, 'none') AS tuning")
         df = self.query(
             f"SELECT {cols} FROM runs r JOIN class_metrics m ON m.run_id = r.run_id "
             "WHERE r.status = 'done' ORDER BY r.rowid, "
             'CASE m."class" WHEN \'avg/total\' THEN 1 ELSE 0 END, m."class"'
         )
-        return _in_order(df, run_ids)
+        df = _in_order(df, run_ids)
+        return df.loc[:, list(result_columns(bool((df[TUNING_COLUMN] != "none").any())))]
 
     def predictions_frame(self, run_ids: Sequence[str] | None = None) -> pd.DataFrame:
         df = self.query(

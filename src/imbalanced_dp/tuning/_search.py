@@ -34,7 +34,7 @@ from dataclasses import dataclass, field, replace
 import numpy as np
 
 from ..data import Dataset, FittedScaler, PublicBounds, fit_scaler, scaling_ledger
-from ..engines import RunConfig, TrainedModel, TrainJob, get_engine
+from ..engines import RunConfig, TrainedModel, TrainJob, get_engine, public_stats
 from ..exceptions import DataError, ParameterError, TrainingError
 from ..metrics import per_class_report, run_scores
 from ..mitigations import get_mitigation
@@ -59,7 +59,6 @@ from ..privacy import (
     SelectionPlan,
     TrainingPlan,
     TrialDistribution,
-    accountant_version,
     check_delta,
     default_delta,
     dp_standard_scaler,
@@ -81,8 +80,10 @@ OBJECTIVES: dict[str, str] = {
     "g_mean": "sqrt(recall x specificity)",
 }
 DEFAULT_OBJECTIVE = "balanced_accuracy"
-DEFAULT_TRIALS = 20.0
-DEFAULT_HOLDOUT = 0.2
+DEFAULT_TRIALS = 10.0
+#: A larger held-out share than a validation split usually takes: the scores carry noise of
+#: a fixed size in counts, so more held-out rows make the selection less of a lottery.
+DEFAULT_HOLDOUT = 0.35
 #: The share of a candidate's ε that the DP scaler spends (as in a run).
 SCALER_SHARE = 0.1
 #: Fewest held-out rows of each class a search expects: below, its scores mean nothing.
@@ -133,6 +134,13 @@ def objective_value(objective: str, tp: float, fn: float, tn: float, fp: float) 
     raise ParameterError(f"objective must be one of {', '.join(OBJECTIVES)}; got {objective!r}")
 
 
+def _dp_accounting_version() -> str:
+    """The installed dp-accounting's version (its RdpAccountant computes the trials' curves)."""
+    from importlib.metadata import version
+
+    return version("dp-accounting")
+
+
 @dataclass(frozen=True)
 class SearchSettings:
     """How a search runs: the ``objective`` it maximises on held-out rows, the expected
@@ -159,6 +167,9 @@ class SearchSettings:
                 f"{self.holdout!r}"
             )
         self.distribution()  # validates trials and eta
+        # 5 and 5.0 are one setting (the research key hashes them)
+        for name in ("trials", "eta", "holdout"):
+            object.__setattr__(self, name, float(getattr(self, name)))
 
     def distribution(self) -> TrialDistribution:
         if self.poisson:
@@ -517,7 +528,10 @@ def private_search(
         if k == 0:
             raise TrainingError(
                 f"the search drew no trial (a Poisson number of trials is 0 with probability "
-                f"exp(-{settings.trials:g})): nothing is released; run it again"
+                f"exp(-{settings.trials:g})): nothing is released, and the search's epsilon is "
+                f"spent all the same (running it again until a trial is drawn would be a "
+                f"different distribution, outside the theorem); a larger --trials or the "
+                f"default truncated negative binomial never draws 0"
             )
     else:
         k = max(1, round(settings.trials))
@@ -604,6 +618,8 @@ def private_search(
         epsilon=epsilon,
         best_setting=_setting(best.candidate, n_t, n, d) if private else None,
     )
+    # the engine's per-class counts of the trials are private (docs/privacy.md, rule 11)
+    model = replace(model, stats=public_stats(model.stats, private=private))
     return SearchResult(
         private=private,
         best=best.candidate,
@@ -646,6 +662,17 @@ def _ledger(
         "standard" if (cand.scaling == "dp_standard" and selection is None) else cand.scaling,
         bounds,
     )
+    if selection is not None:
+        # every trial's scaler is part of the search: a scaling fitted in the clear by the
+        # trials that lost still decided which one won, whatever the winner's scaling
+        for kind in space.scaling:
+            if kind == cand.scaling:
+                continue
+            for entry in scaling_ledger(kind, bounds)[0]:
+                sc_not_covered.append(
+                    f"{entry} (the search's trials with scaling {kind}: the choice of the "
+                    "released model depends on them)"
+                )
     split = SEARCH_SPLIT_NOTE.format(n=n, n_t=n_t, n_v=n_v)
     search = {
         "objective": settings.objective,
@@ -724,7 +751,7 @@ def _ledger(
     return replace(
         base,
         accountant=SELECTION_ACCOUNTANT,
-        accountant_version=accountant_version("pld"),
+        accountant_version=f"dp-accounting {_dp_accounting_version()}",
         epsilon_target=float(epsilon),
         epsilon_spent=selection.epsilon_spent,
         not_covered=not_covered,
