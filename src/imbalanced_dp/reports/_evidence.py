@@ -102,14 +102,19 @@ def per_run_wide(frame: pd.DataFrame) -> pd.DataFrame:
     return base.reset_index()
 
 
-def _seeded(w: pd.DataFrame, ds, fr, pr, mit) -> pd.DataFrame:
-    g = w[
-        (w["dataset"] == ds)
-        & (w["fraction"] == fr)
-        & (w["privacy"] == pr)
-        & (w["mitigation"] == mit)
-    ]
-    return g.drop_duplicates("seed").set_index("seed")
+class _Seeded:
+    """The per-run rows of one setting (dataset, fraction, privacy, mitigation), indexed by
+    seed: grouped once, then looked up (a report asks for a setting hundreds of times)."""
+
+    def __init__(self, w: pd.DataFrame) -> None:
+        keys = ["dataset", "fraction", "privacy", "mitigation"]
+        self._groups = {
+            k: g.drop_duplicates("seed").set_index("seed") for k, g in w.groupby(keys, sort=False)
+        }
+        self._empty = w.iloc[:0].set_index("seed")
+
+    def __call__(self, ds, fr, pr, mit) -> pd.DataFrame:
+        return self._groups.get((ds, fr, pr, mit), self._empty)
 
 
 def _paired_series(a: pd.Series, b: pd.Series, confidence: float) -> dict:
@@ -119,10 +124,10 @@ def _paired_series(a: pd.Series, b: pd.Series, confidence: float) -> dict:
     )
 
 
-def _harm(w, ds, fr, pr, measure) -> pd.Series:
+def _harm(seeded: _Seeded, ds, fr, pr, measure) -> pd.Series:
     """Per seed: the harm of DP at ``pr`` (plain DP-SGD) against the non-private run."""
-    base = _seeded(w, ds, fr, "none", "none")
-    dp = _seeded(w, ds, fr, pr, "none")
+    base = seeded(ds, fr, "none", "none")
+    dp = seeded(ds, fr, pr, "none")
     if measure == "ba_cost":
         return (base["balanced_accuracy"] - dp["balanced_accuracy"]).dropna()
     return (dp["recall_gap"] - base["recall_gap"]).dropna()
@@ -181,24 +186,27 @@ def _compute_evidence(frame, *, confidence, metrics, fairness, cost, amplificati
         confidence=confidence,
     )
     w = per_run_wide(frame)
+    seeded = _Seeded(w)
     ev.shares = (
         w.groupby(["dataset", "fraction"], sort=False)["minority_fraction"]
         .mean()
         .rename("share")
         .reset_index()
     )
-    ev.class_cost_gap = _class_cost_gap(w, confidence)
-    ev.epsilon_trend = _epsilon_trend(w, confidence)
-    ev.skew = _skew(w, ev.shares, confidence)
+    ev.class_cost_gap = _class_cost_gap(w, seeded, confidence)
+    ev.epsilon_trend = _epsilon_trend(w, seeded, confidence)
+    ev.skew = _skew(w, seeded, ev.shares, confidence)
     ev.collapse = _collapse(w, confidence)
     return ev
 
 
-def _class_cost_gap(w: pd.DataFrame, confidence: float, metric: str = "f1") -> pd.DataFrame:
+def _class_cost_gap(
+    w: pd.DataFrame, seeded: _Seeded, confidence: float, metric: str = "f1"
+) -> pd.DataFrame:
     rows = []
     for (ds, fr, pr, mit), _ in w[w["privacy"] != "none"].groupby(SETTING, sort=False):
-        base = _seeded(w, ds, fr, "none", "none")
-        dp = _seeded(w, ds, fr, pr, mit)
+        base = seeded(ds, fr, "none", "none")
+        dp = seeded(ds, fr, pr, mit)
         if base.empty:
             continue
         cost1 = base[f"{metric}_1"] - dp[f"{metric}_1"]
@@ -208,7 +216,7 @@ def _class_cost_gap(w: pd.DataFrame, confidence: float, metric: str = "f1") -> p
     return pd.DataFrame(rows, columns=[*SETTING, "metric", *INTERVAL])
 
 
-def _epsilon_trend(w: pd.DataFrame, confidence: float) -> pd.DataFrame:
+def _epsilon_trend(w: pd.DataFrame, seeded: _Seeded, confidence: float) -> pd.DataFrame:
     cols = ["dataset", "fraction", "mitigation", "metric", "eps_high", "eps_low", "pair"]
     rows = []
     for (ds, fr, mit), g in w.groupby(["dataset", "fraction", "mitigation"], sort=False):
@@ -219,7 +227,7 @@ def _epsilon_trend(w: pd.DataFrame, confidence: float) -> pd.DataFrame:
         if len(eps) > 2:
             pairs += [(a, b, "adjacent") for a, b in pairwise(eps)]
         for hi, lo, kind in pairs:
-            a, b = _seeded(w, ds, fr, hi, mit), _seeded(w, ds, fr, lo, mit)
+            a, b = seeded(ds, fr, hi, mit), seeded(ds, fr, lo, mit)
             for m in UTILITY:
                 col = m if m == "balanced_accuracy" else f"{m}_avg"
                 res = _paired_series(a[col].dropna(), b[col].dropna(), confidence)
@@ -241,7 +249,9 @@ SKEW_COLUMNS = [
 ]
 
 
-def _skew(w: pd.DataFrame, shares: pd.DataFrame, confidence: float) -> pd.DataFrame:
+def _skew(
+    w: pd.DataFrame, seeded: _Seeded, shares: pd.DataFrame, confidence: float
+) -> pd.DataFrame:
     rows = []
     share = {(r.dataset, r.fraction): float(r.share) for r in shares.itertuples()}
     plain = w[w["mitigation"] == "none"]
@@ -252,8 +262,8 @@ def _skew(w: pd.DataFrame, shares: pd.DataFrame, confidence: float) -> pd.DataFr
 
     def values(ds, fr, pr, measure) -> pd.Series:
         if measure == "recall_gap":
-            return _seeded(w, ds, fr, "none", "none")["recall_gap"].dropna()
-        return _harm(w, ds, fr, pr, measure)
+            return seeded(ds, fr, "none", "none")["recall_gap"].dropna()
+        return _harm(seeded, ds, fr, pr, measure)
 
     def add(kind, pair, more, less, compare):
         (dm, fm), (dl, fl) = more, less

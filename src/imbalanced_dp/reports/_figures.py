@@ -13,16 +13,17 @@ import base64
 import math
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import matplotlib as mpl
 import numpy as np
 import pandas as pd
-from matplotlib.axes import Axes
-from matplotlib.figure import Figure
-from matplotlib.ticker import FixedLocator, NullLocator
 
 from ..metrics import METRICS
 from ..studies import fraction_order, privacy_order
+
+if TYPE_CHECKING:  # matplotlib loads when a figure is drawn, not with the report's code
+    from matplotlib.axes import Axes
+    from matplotlib.figure import Figure
 
 CLASS_COLORS = {"0": "#0072B2", "1": "#D55E00", "avg/total": "#555555"}
 PALETTE = ("#0072B2", "#D55E00", "#009E73", "#CC79A7", "#E69F00", "#56B4E9", "#000000")
@@ -65,12 +66,16 @@ def _num(x: float, digits: int = 2) -> str:
 
 
 def _new_figure(width: float, height: float) -> Figure:
+    from matplotlib.figure import Figure
+
     return Figure(figsize=(width, height), layout="constrained")
 
 
 def _eps_axis(ax: Axes, eps: list[float]) -> None:
     """A log ε axis with a tick at each studied ε, labelled plainly."""
     ax.set_xscale("log")
+    from matplotlib.ticker import FixedLocator, NullLocator
+
     ax.xaxis.set_major_locator(FixedLocator(eps))
     ax.xaxis.set_minor_locator(NullLocator())
     ax.set_xticklabels([f"{e:g}" for e in eps])
@@ -520,6 +525,8 @@ def heatmap_figure(
     width = min(10.5, 1.2 + (0.95 * len(privs) + 1.5) * ncols)
     fig = _new_figure(width, (0.9 + 0.6 * len(fractions)) * nrows + 0.5)
     axs = _axes(fig, len(datasets), ncols)
+    import matplotlib as mpl
+
     if diverging:
         lim = float(np.nanmax(np.abs(values[["mean"]].to_numpy()))) if len(values) else 1.0
         lim = lim if lim > 0 else 1.0
@@ -603,6 +610,8 @@ def confusion_figure(
     fig = _new_figure(0.8 + 2.5 * max(1, len(privs)), 3.0)
     axs = _axes(fig, max(1, len(privs)), max(1, len(privs)))
     names = [class_label(k, dataset, class_names).replace(" (", "\n(") for k in ("0", "1")]
+    import matplotlib as mpl
+
     cmap = mpl.colormaps["Blues"]
     im = None
     for ax, pr in zip(axs, privs):
@@ -677,6 +686,8 @@ def save_figure(fig: Figure, directory: Path, stem: str, *, dpi: int = 110) -> S
     """
     directory.mkdir(parents=True, exist_ok=True)
     png, svg = directory / f"{stem}.png", directory / f"{stem}.svg"
+    import matplotlib as mpl
+
     with mpl.rc_context({"svg.hashsalt": "imbalanced-dp", "svg.fonttype": "path"}):
         fig.savefig(png, dpi=dpi, metadata={"Software": None})
         # the layout is settled by the first draw; don't compute it again for the SVG
@@ -709,7 +720,7 @@ def mitigation_effects_figure(effects: pd.DataFrame, measure: str = "minority_re
         e = e[e["fraction"] == "natural"]
     datasets = list(dict.fromkeys(e["dataset"]))
     n = max(1, len(datasets))
-    fig = Figure(figsize=(4.8 * n, 3.6), layout="constrained")
+    fig = _new_figure(4.8 * n, 3.6)
     axes = fig.subplots(1, n, squeeze=False)[0]
     label = MITIGATION_MEASURES.get(measure, measure)
     for ax, ds in zip(axes, datasets):

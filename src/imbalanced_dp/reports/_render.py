@@ -60,9 +60,9 @@ class Plot:
 def _code_fingerprint(module: str) -> str:
     """The source of the module that draws (and of the shared figure helpers), and the
     matplotlib version: a change to how figures look invalidates the cache."""
-    import matplotlib
+    from importlib.metadata import version
 
-    h = hashlib.sha256(matplotlib.__version__.encode())
+    h = hashlib.sha256(version("matplotlib").encode())
     for name in dict.fromkeys([module, "imbalanced_dp.reports._figures"]):
         mod = sys.modules.get(name)
         try:
@@ -227,6 +227,8 @@ class FigureRenderer:
             return [_draw(j.plot, str(j.png), str(j.svg)) for j in jobs]
         import multiprocessing as mp
         from concurrent.futures import ProcessPoolExecutor
+
+        import matplotlib.figure  # noqa: F401  (loaded once here, not in every worker)
 
         from ..studies import spawning_workers, worker_init
 

@@ -13,14 +13,17 @@ from __future__ import annotations
 
 import json
 import math
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
-from matplotlib.figure import Figure
 
 from ..metrics import mean_ci, paired_difference
 from ..studies import fraction_order, privacy_order
 from ._figures import DODGE, EPS_LABEL, MARKERS, _eps_axis, _new_figure, fraction_text
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
 
 #: The series of a tuning comparison, in drawing order, with their legend labels.
 SERIES = {"none": "fixed hyperparameters", "private": "privately tuned"}
