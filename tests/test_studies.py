@@ -258,6 +258,19 @@ def _consistent(path: Path) -> tuple[int, int]:
     return done, n_runs
 
 
+def _as_in_a_terminal(argv: list[str]) -> list[str]:
+    """``argv`` started the way a shell starts a foreground command: Ctrl-C (SIGINT) at its
+    default action. A process started in the background of a script (``pytest … &``,
+    ``nohup``) ignores SIGINT, every child inherits that, and Python then never raises
+    KeyboardInterrupt: the Ctrl-C tests would wait on a driver that cannot hear them. The
+    default action survives the exec, and the pid stays the driver's."""
+    boot = (
+        "import os, signal, sys; signal.signal(signal.SIGINT, signal.SIG_DFL); "
+        "os.execv(sys.argv[1], sys.argv[1:])"
+    )
+    return [sys.executable, "-c", boot, *argv]
+
+
 def _children(pid: int) -> set[int]:
     """Every descendant process of ``pid`` (from /proc)."""
     out: set[int] = set()
@@ -316,7 +329,7 @@ def _paused_sweep(tmp_path: Path, *, after: int, new_session: bool = True):
         IMBALANCED_DP_TEST_PAUSE_FILE=str(marker),
     )
     proc = subprocess.Popen(
-        cmd,
+        _as_in_a_terminal(cmd),
         env=env,
         start_new_session=new_session,
         stdout=subprocess.PIPE,
@@ -387,21 +400,23 @@ def test_ctrl_c_during_start_up_prints_no_worker_traceback(tmp_path):
     spec.write_text('datasets = ["pima"]\nprivacy = ["none"]\nseeds = 8\nepochs = 400\n')
     store = tmp_path / "store.sqlite"
     proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "imbalanced_dp",
-            "study",
-            "run",
-            str(spec),
-            "--store",
-            str(store),
-            "--workers",
-            "2",
-            "--max-batch",
-            "1",
-            "--no-report",
-        ],
+        _as_in_a_terminal(
+            [
+                sys.executable,
+                "-m",
+                "imbalanced_dp",
+                "study",
+                "run",
+                str(spec),
+                "--store",
+                str(store),
+                "--workers",
+                "2",
+                "--max-batch",
+                "1",
+                "--no-report",
+            ]
+        ),
         start_new_session=True,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
