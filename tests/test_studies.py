@@ -258,6 +258,24 @@ def _consistent(path: Path) -> tuple[int, int]:
     return done, n_runs
 
 
+#: Drivers started by the signal tests; whatever a failing test leaves running is killed.
+_LAUNCHED: list[subprocess.Popen] = []
+
+
+@pytest.fixture(autouse=True)
+def _no_driver_left_behind():
+    yield
+    while _LAUNCHED:
+        p = _LAUNCHED.pop()
+        if p.poll() is not None:
+            continue
+        try:
+            os.killpg(p.pid, signal.SIGKILL)  # the driver leads its own session
+        except (ProcessLookupError, PermissionError):
+            p.kill()
+        p.wait(timeout=60)
+
+
 def _as_in_a_terminal(argv: list[str]) -> list[str]:
     """``argv`` started the way a shell starts a foreground command: Ctrl-C (SIGINT) at its
     default action. A process started in the background of a script (``pytest … &``,
@@ -336,6 +354,7 @@ def _paused_sweep(tmp_path: Path, *, after: int, new_session: bool = True):
         stderr=subprocess.PIPE,
         text=True,
     )
+    _LAUNCHED.append(proc)
     deadline = time.monotonic() + 600  # a generous bound: only a hang reaches it
     while not marker.exists():
         assert proc.poll() is None, proc.communicate()
@@ -422,6 +441,7 @@ def test_ctrl_c_during_start_up_prints_no_worker_traceback(tmp_path):
         stderr=subprocess.PIPE,
         text=True,
     )
+    _LAUNCHED.append(proc)
     deadline = time.monotonic() + 600
     while len(_children(proc.pid)) < 2:  # the workers exist: they are starting up
         assert proc.poll() is None, proc.communicate()
