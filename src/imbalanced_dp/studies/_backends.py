@@ -96,19 +96,43 @@ def spawning_workers():
 
 @contextmanager
 def _spawning():
-    """Block Ctrl-C and SIGTERM in the driver while it starts workers: they inherit the
-    mask, so a signal sent to the whole process group during their start-up waits until
-    their initializer ignores it; the driver gets it as soon as the block ends."""
+    """Start workers with Ctrl-C and SIGTERM held back, in them and in the driver.
+
+    The workers inherit a blocked mask, so a signal sent to the whole process group during
+    their start-up waits until their initializer ignores it. The driver defers its own
+    reaction to the end of the block: blocking the signal in its main thread is not enough,
+    since the kernel then hands it to another thread (numpy's BLAS threads, say) and Python
+    still raises KeyboardInterrupt in the main thread at once, possibly between starting a
+    worker and sending it its start-up data. Such a worker is not yet a child the pool
+    knows; it would wait for that data forever, holding the pool's queue open, and the
+    driver would hang at exit (seen: 1 Ctrl-C in ~10 during start-up). So the block's
+    handlers only record the signal, and it is raised again once every worker is started
+    and known, where the driver stores what finished and stops them all."""
     if not hasattr(signal, "pthread_sigmask") or threading.current_thread() is not (
         threading.main_thread()
     ):
         yield
         return
+    caught: list[int] = []
+
+    def defer(signum, frame) -> None:
+        caught.append(signum)
+
+    # a signal the process ignores (a background job's Ctrl-C) stays ignored
+    handlers = {
+        sig: signal.signal(sig, defer)
+        for sig in _STOP_SIGNALS
+        if signal.getsignal(sig) not in (signal.SIG_IGN, None)
+    }
     old = signal.pthread_sigmask(signal.SIG_BLOCK, _STOP_SIGNALS)
     try:
         yield
     finally:
-        signal.pthread_sigmask(signal.SIG_SETMASK, old)
+        signal.pthread_sigmask(signal.SIG_SETMASK, old)  # a pending signal lands in defer
+        for sig, handler in handlers.items():
+            signal.signal(sig, handler)
+        if caught:
+            signal.raise_signal(caught[0])  # the driver's own handler, now
 
 
 class LocalBackend:
