@@ -27,6 +27,7 @@ from ._options import (
     dataset_options,
     scaling_options,
     scaling_settings,
+    split_options,
 )
 from ._tune import tune
 
@@ -132,20 +133,7 @@ def datasets(as_json: bool) -> None:
     show_default="pld",
     help="pld (dp-accounting's PLD: tight, fast), prv (Opacus's PRV) or rdp (Opacus's RDP).",
 )
-@click.option(
-    "--minority-fraction",
-    type=float,
-    default=None,
-    metavar="F",
-    help="Subsample the training split's minority class to this share.",
-)
-@click.option(
-    "--imbalance-method",
-    type=_choices.IMBALANCE_METHOD,
-    default="subsample_minority",
-    show_default=True,
-)
-@click.option("--test-fraction", type=float, default=0.2, show_default=True)
+@split_options
 @click.option(
     "--mitigation",
     default="none",

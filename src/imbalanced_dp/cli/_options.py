@@ -9,6 +9,7 @@ from pathlib import Path
 import click
 
 from ..exceptions import ParameterError
+from . import _choices
 
 PROG = "imbalanced-dp"
 
@@ -123,6 +124,25 @@ def _layers(text):
     from ..models import parse_layers
 
     return parse_layers(text)
+
+
+def split_options(f):
+    """``--minority-fraction``, ``--imbalance-method`` and ``--test-fraction``: how a
+    command splits and subsamples the table (``run``, ``tune``)."""
+    f = click.option("--test-fraction", type=float, default=0.2, show_default=True)(f)
+    f = click.option(
+        "--imbalance-method",
+        type=_choices.IMBALANCE_METHOD,
+        default="subsample_minority",
+        show_default=True,
+    )(f)
+    return click.option(
+        "--minority-fraction",
+        type=float,
+        default=None,
+        metavar="F",
+        help="Subsample the training split's minority class to this share.",
+    )(f)
 
 
 def scaling_options(f):

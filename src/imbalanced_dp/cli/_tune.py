@@ -9,8 +9,7 @@ from pathlib import Path
 import click
 
 from ..exceptions import ParameterError
-from . import _choices
-from ._options import PROG, _dataset_ref, _echo_err, dataset_options
+from ._options import PROG, _dataset_ref, _echo_err, dataset_options, split_options
 
 OBJECTIVES = ("balanced_accuracy", "minority_recall", "f1", "g_mean")
 
@@ -157,20 +156,7 @@ def _dimension_options(f):
     "and all noise derive from the seed, so the search repeats bit for bit; the ledger says "
     "that the guarantee then assumes the seed stays secret.",
 )
-@click.option(
-    "--minority-fraction",
-    type=float,
-    default=None,
-    metavar="F",
-    help="Subsample the training split's minority class to this share.",
-)
-@click.option(
-    "--imbalance-method",
-    type=_choices.IMBALANCE_METHOD,
-    default="subsample_minority",
-    show_default=True,
-)
-@click.option("--test-fraction", type=float, default=0.2, show_default=True)
+@split_options
 @click.option(
     "--no-compare",
     is_flag=True,

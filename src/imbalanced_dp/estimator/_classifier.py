@@ -595,16 +595,7 @@ class DPMLPClassifier(ClassifierMixin, BaseEstimator):
         from ..models import SavedModel
         from ..studies import versions
 
-        check_is_fitted(self)
-        classes = np.asarray(self.classes_)
-        if classes.dtype == object:
-            if not all(isinstance(c, str) for c in classes):
-                raise ParameterError(
-                    f"{type(self).__name__}.save stores numeric or text class labels; got "
-                    f"{classes.tolist()!r}"
-                )
-            classes = classes.astype(str)
-        names = getattr(self, "feature_names_in_", None)
+        classes, feature_names, has_names = saved_identity(self)
         n = self.n_features_in_
         rs = self.random_state
         engine = self.engine if isinstance(self.engine, str) else getattr(self.engine, "name", "")
@@ -631,15 +622,13 @@ class DPMLPClassifier(ClassifierMixin, BaseEstimator):
             "delta_": self.delta_,
             "seed_": self.seed_,
             "batch_size_": self.batch_size_,
-            "has_feature_names": names is not None,
+            "has_feature_names": has_names,
             "stats": self.model_.stats,
         }
         model = SavedModel(
             layers=tuple(self.model_.arch.sizes),
             params=self.model_.params,
-            feature_names=tuple(str(c) for c in names)
-            if names is not None
-            else tuple(f"x{j}" for j in range(n)),
+            feature_names=feature_names,
             scaler_mean=np.zeros(n),
             scaler_scale=np.ones(n),
             class_names=(str(classes[0]), str(classes[1])),
@@ -687,6 +676,25 @@ class DPMLPClassifier(ClassifierMixin, BaseEstimator):
         clf.seed_ = fitted["seed_"]
         clf.batch_size_ = fitted["batch_size_"]
         return clf
+
+
+def saved_identity(est) -> tuple[np.ndarray, tuple[str, ...], bool]:
+    """What a saved file records of a fitted estimator's labels and columns: its class
+    labels (numbers, or text stored as str), its feature names (``x0``, ``x1``, ... when it
+    was fitted without names) and whether it had names. Refuses labels a file cannot hold."""
+    check_is_fitted(est)
+    classes = np.asarray(est.classes_)
+    if classes.dtype == object:
+        if not all(isinstance(c, str) for c in classes):
+            raise ParameterError(
+                f"{type(est).__name__}.save stores numeric or text class labels; got "
+                f"{classes.tolist()!r}"
+            )
+        classes = classes.astype(str)
+    names = getattr(est, "feature_names_in_", None)
+    if names is None:
+        return classes, tuple(f"x{j}" for j in range(est.n_features_in_)), False
+    return classes, tuple(str(c) for c in names), True
 
 
 def _plain(x):

@@ -44,6 +44,7 @@ from ._classifier import (
     RESEARCH_WARNING,
     TUNING_NOTE,
     _enclosing_tuner,
+    saved_identity,
 )
 
 #: ``run["estimator"]`` of a model file written by :meth:`TunedDPClassifier.save`.
@@ -230,17 +231,7 @@ class TunedDPClassifier(ClassifierMixin, BaseEstimator):
         from ..models import SAVED_SCALER_NOTE, SavedModel
         from ..studies import versions
 
-        check_is_fitted(self)
-        classes = np.asarray(self.classes_)
-        if classes.dtype == object:
-            if not all(isinstance(c, str) for c in classes):
-                raise ParameterError(
-                    f"{type(self).__name__}.save stores numeric or text class labels; got "
-                    f"{classes.tolist()!r}"
-                )
-            classes = classes.astype(str)
-        names = getattr(self, "feature_names_in_", None)
-        n = self.n_features_in_
+        classes, feature_names, has_names = saved_identity(self)
         ledger = self.privacy_ledger_.to_dict()
         if (
             self.scaler_.kind in ("standard", "minmax")
@@ -250,9 +241,7 @@ class TunedDPClassifier(ClassifierMixin, BaseEstimator):
         model = SavedModel(
             layers=tuple(self.model_.arch.sizes),
             params=self.model_.params,
-            feature_names=tuple(str(c) for c in names)
-            if names is not None
-            else tuple(f"x{j}" for j in range(n)),
+            feature_names=feature_names,
             scaler_mean=self.scaler_.center,
             scaler_scale=self.scaler_.scale,
             scaler_lower=self.scaler_.lower,
@@ -268,7 +257,7 @@ class TunedDPClassifier(ClassifierMixin, BaseEstimator):
                 "best_score": self.best_score_,
                 "scaling_kind": self.scaler_.kind,
                 "seed": self.seed_,
-                "has_feature_names": names is not None,
+                "has_feature_names": has_names,
                 "model_stats": self.model_.stats,
                 "search_params": search_params,
             },
