@@ -667,39 +667,29 @@ def load_spec(path: str | Path) -> StudySpec:
     return spec_from_dict(d, base=p.parent, name=p.stem)
 
 
+#: The study's protocol (datasets, privacy levels, seeds and hyperparameters) that every
+#: preset sweeps something around.
+_PROTOCOL: dict = {
+    "datasets": ["pima", "breast_cancer"],
+    "minority_fractions": ["natural"],
+    "privacy": ["none", 8, 2, 1],
+    "delta": 1e-4,
+    "seeds": 10,
+    "epochs": 500,
+    "batch_size": 64,
+    "clip": 1.0,
+}
+
 PRESETS: dict[str, dict] = {
-    "paper": {
-        "name": "paper",
-        "datasets": ["pima", "breast_cancer"],
-        "minority_fractions": ["natural"],
-        "privacy": ["none", 8, 2, 1],
-        "delta": 1e-4,
-        "seeds": 10,
-        "epochs": 500,
-        "batch_size": 64,
-        "clip": 1.0,
-    },
+    "paper": {"name": "paper", **_PROTOCOL},
     "imbalance": {
         "name": "imbalance",
-        "datasets": ["pima", "breast_cancer"],
+        **_PROTOCOL,
         "minority_fractions": ["natural", 0.2, 0.1, 0.05],
-        "privacy": ["none", 8, 2, 1],
-        "delta": 1e-4,
-        "seeds": 10,
-        "epochs": 500,
-        "batch_size": 64,
-        "clip": 1.0,
     },
     "mitigation": {
         "name": "mitigation",
-        "datasets": ["pima", "breast_cancer"],
-        "minority_fractions": ["natural"],
-        "privacy": ["none", 8, 2, 1],
-        "delta": 1e-4,
-        "seeds": 10,
-        "epochs": 500,
-        "batch_size": 64,
-        "clip": 1.0,
+        **_PROTOCOL,
         "mitigations": ["none", "class_weighted", "dpsgd_f", "global_adapt"],
     },
     # The study's protocol under each choice it leaves unstated that moves its results:
@@ -707,14 +697,7 @@ PRESETS: dict[str, dict] = {
     # min-max; standardised with statistics released under DP).
     "sensitivity": {
         "name": "sensitivity",
-        "datasets": ["pima", "breast_cancer"],
-        "minority_fractions": ["natural"],
-        "privacy": ["none", 8, 2, 1],
-        "delta": 1e-4,
-        "seeds": 10,
-        "epochs": 500,
-        "batch_size": 64,
-        "clip": 1.0,
+        **_PROTOCOL,
         "scaling": ["none", "standard", "minmax", "dp_standard"],
     },
 }
