@@ -29,7 +29,7 @@ from imbalanced_dp.estimator import (
     TunedDPClassifier,
     pipeline_privacy,
 )
-from imbalanced_dp.exceptions import DataError, ParameterError, PrivacyError
+from imbalanced_dp.exceptions import DataError, ParameterError, PrivacyError, TrainingError
 from imbalanced_dp.models import ModelFileError, load_model
 from imbalanced_dp.privacy import PrivacyWarning
 from imbalanced_dp.tuning import SearchSettings, SearchSpace, private_search
@@ -69,7 +69,11 @@ def _no_other_warning():
 )
 def test_the_whole_search_spends_at_most_epsilon_and_names_its_theorem(dataset, poisson, theorem):
     X, y = _data(dataset)
-    search = PrivateSearchCV(SMALL, epsilon=1.5, trials=4, poisson=poisson).fit(X, y)
+    # a Poisson number of trials is 0 with probability exp(-mean), and then nothing is
+    # released (test_a_poisson_search_that_draws_no_trial_releases_nothing): mean 12 makes
+    # that 6e-6 instead of 2 %
+    trials = 12 if poisson else 4
+    search = PrivateSearchCV(SMALL, epsilon=1.5, trials=trials, poisson=poisson).fit(X, y)
     led = search.privacy_ledger_
     assert 0 < search.epsilon_ <= 1.5
     assert led.epsilon_spent == search.epsilon_ and led.epsilon_target == 1.5
@@ -96,6 +100,26 @@ def test_the_whole_search_spends_at_most_epsilon_and_names_its_theorem(dataset, 
     # the number of trials is secret: nothing the search exposes carries it
     assert not any("n_trials" in k or k == "k" for k in vars(search))
     assert "trials_run" not in led.selection
+
+
+def test_a_poisson_search_that_draws_no_trial_releases_nothing(monkeypatch):
+    """K = 0 (probability exp(-mean) under Theorem 6): an error that says so, no model; the
+    search is not drawn again (that would be another distribution, outside the theorem)."""
+    from imbalanced_dp.privacy import TrialDistribution
+
+    draws = []
+
+    def none_drawn(self, rng):
+        draws.append(self.kind)
+        return 0
+
+    monkeypatch.setattr(TrialDistribution, "sample", none_drawn)
+    X, y = _data("pima")
+    search = PrivateSearchCV(SMALL, epsilon=1.5, trials=4, poisson=True)
+    with pytest.raises(TrainingError, match=r"drew no trial .*exp\(-4\)"):
+        search.fit(X, y)
+    assert draws == ["poisson"]
+    assert not hasattr(search, "best_estimator_")
 
 
 def test_research_mode_is_the_direct_search():

@@ -139,7 +139,7 @@ def test_space_from_toml_and_its_check(tmp_path):
 def test_a_trial_draws_every_dimension_uniformly():
     """3 000 draws: each value's count within 6 standard deviations of uniform (fails
     wrongly with probability ~1e-8 per value, whatever the generator's seed)."""
-    space = SearchSpace.default()
+    space = SearchSpace.default().with_values(layers=["preset", []])
     rng = np.random.default_rng()
     n = 3_000
     draws = [space.sample(rng, (20, 10, 10)) for _ in range(n)]
