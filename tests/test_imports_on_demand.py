@@ -82,3 +82,29 @@ def test_the_opacus_engine_does_import_torch(tmp_path):
         tmp_path=tmp_path,
     )  # fmt: skip
     assert {"torch", "opacus"} <= got
+
+
+def test_a_report_with_its_figures_cached_loads_neither_matplotlib_nor_numba(tmp_path):
+    """A report whose figures are in the cache copies them: no matplotlib; and the report's
+    code does not pull in the engines (numba) through the attack texts."""
+    from imbalanced_dp.studies import ResultsStore, preset, run_runs
+
+    spec = preset("paper")
+    spec.datasets = spec.datasets[:1]
+    spec.privacy = [None, 2.0]
+    spec.seeds = [0, 1]
+    spec.epochs = 2
+    store_path = tmp_path / "s.sqlite"
+    with ResultsStore(store_path) as store:
+        run_runs(spec.expand(), store, study="paper", workers=1, quiet=True)
+    first = loaded_by("report", "--store", str(store_path), "--out", "a", tmp_path=tmp_path)
+    assert "matplotlib" in first  # the figures were drawn (and cached)
+    probe = _PROBE.format(heavy=(*HEAVY, "numba"))
+    env = dict(os.environ, IMBALANCED_DP_CACHE_DIR=str(tmp_path / "cache"))
+    proc = subprocess.run(
+        [sys.executable, "-c", probe, "report", "--store", str(store_path), "--out", "b"],
+        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    got = json.loads([x for x in proc.stdout.splitlines() if x.startswith("@@")][-1][2:])
+    assert got["code"] in (0, None), proc.stderr
+    assert set(got["loaded"]) == set(), got["loaded"]

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pytest
 
 from imbalanced_dp.reports import build_report
 from imbalanced_dp.reports._figures import class_distribution_figure
@@ -92,3 +93,60 @@ def test_a_second_report_copies_its_figures_from_the_cache(tmp_store, tmp_path, 
     assert "@@imbalanced-dp-figure" not in html_a
     assert html_a == (tmp_path / "b" / "report.html").read_text()
     assert np.sum([name.endswith(".png") for name in figs]) == drawn
+
+
+def _marked_figure(marker: str, count0: int):
+    """A figure that leaves a mark when it is drawn (in a worker process)."""
+    Path(marker).write_text("drawn")
+    return class_distribution_figure(_dist(count0))
+
+
+def test_figures_are_drawn_while_the_report_is_still_being_built(tmp_path):
+    """A figure starts in a worker as soon as it is added, not when render() is called."""
+    import time
+
+    marker = tmp_path / "mark"
+    with FigureRenderer(workers=2, cache=False) as r:
+        token, png, _ = r.add(Plot(_marked_figure, (str(marker), 450)), tmp_path, "f")
+        deadline = time.monotonic() + 120
+        while not marker.exists() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert marker.exists()  # drawn before anyone asked for the page's figures
+        pngs = r.render()
+    assert pngs[token] == png.read_bytes()
+    assert r.drawn == 1
+
+
+def test_a_failing_report_leaves_no_figure_worker(tmp_store, tmp_path, monkeypatch):
+    import multiprocessing as mp
+
+    from imbalanced_dp.reports import _build
+    from imbalanced_dp.studies import preset, run_runs
+
+    monkeypatch.setenv("IMBALANCED_DP_CACHE_DIR", str(tmp_path / "cache"))
+    spec = preset("paper")
+    spec.datasets = spec.datasets[:1]
+    spec.privacy = [None, 2.0]
+    spec.seeds = [0, 1]
+    spec.epochs = 2
+    run_runs(spec.expand(), tmp_store, study="paper", workers=1, quiet=True)
+    started = []
+    real = FigureRenderer.add
+
+    def add(self, *a, **k):
+        out = real(self, *a, **k)
+        if self._pool is not None:
+            started.extend(self._pool._processes.values())
+        return out
+
+    def broken(ctx):
+        raise RuntimeError("a section failed")
+
+    monkeypatch.setattr(FigureRenderer, "add", add)
+    monkeypatch.setattr(_build, "_ledger_section", broken)  # after the figures are added
+    with pytest.raises(RuntimeError, match="a section failed"):
+        build_report(tmp_store, tmp_path / "out")
+    assert started, "no figure was drawn in a worker"
+    assert not any(p.is_alive() for p in started)
+    assert not mp.active_children()
+    assert not (tmp_path / "out").exists()  # nothing half-written is left

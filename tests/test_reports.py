@@ -26,6 +26,7 @@ from imbalanced_dp.reports import (
     build_report,
     class_distribution_figure,
     confusion_figure,
+    fraction_utility_figure,
     heatmap_figure,
     load_report_data,
     nonprivate_metrics_figure,
@@ -35,6 +36,7 @@ from imbalanced_dp.reports import (
     save_figure,
     training_split_figure,
 )
+from imbalanced_dp.reports._figures import METRIC_TITLES
 from imbalanced_dp.reports._tables import fairness_table, metric_table
 from imbalanced_dp.studies import ResultsStore, RunResult
 from imbalanced_dp.studies._runspec import DatasetRef, RunSpec
@@ -171,8 +173,11 @@ def test_report_writes_every_artefact(built):
         "heatmap_minority_recall",
         "heatmap_amplification",
         "confusion_pima",
+        "privacy_utility_pima_fractions",  # the fractions of pima on one figure
     ):
         assert stem in pngs, stem
+    # one figure per dataset across fractions, none per fraction
+    assert not [s for s in pngs if "fraction-" in s]
     assert (out / "findings.md").is_file()
     claims = pd.read_csv(out / "claims.csv")
     assert set(claims["verdict"]) <= set(VERDICTS)
@@ -389,10 +394,14 @@ def test_privacy_utility_figure_structure(data):
     fig = privacy_utility_figure(data.metrics, dataset="pima", class_names=data.class_names)
     axes = fig.axes
     assert len(axes) == len(METRICS)
-    for ax, m in zip(axes, METRICS):
+    for i, (ax, m) in enumerate(zip(axes, METRICS)):
         assert ax.get_xscale() == "log"
-        assert "ε" in ax.get_xlabel()
-        assert ax.get_ylabel() == m
+        assert ax.get_title() == METRIC_TITLES[m]
+        # labels on the outer panels only: the x label where no panel is below, the y
+        # label in the first column (3 columns)
+        assert ("ε" in ax.get_xlabel()) == (i + 3 >= len(METRICS))
+        assert ax.get_ylabel() == ("score" if i % 3 == 0 else "")
+        assert list(ax.get_yticks()) == [0.0, 0.25, 0.5, 0.75, 1.0]
         labels = [ln.get_label() for ln in _lines(ax)]
         assert len(labels) == 4  # two classes, each with its non-private reference line
         assert sum("non-private" in lab for lab in labels) == 2
@@ -455,6 +464,69 @@ def test_confusion_figure_rows_are_shares(data):
         np.testing.assert_allclose(im.get_array().sum(axis=1), 1.0)
         assert im.axes.get_xlabel() == "predicted"
     assert images[0].axes.get_title().startswith("no DP (3 seeds)")
+
+
+def test_confusion_grid_shows_each_fractions_shares(data):
+    """Several fractions: one image on one axes, each 2×2 block the shares of the true
+    classes at one (fraction, level), computed here from the counts by hand."""
+    conf = data.confusion[data.confusion["dataset"] == "pima"]
+    fractions = ["natural", "0.2"]
+    fig = confusion_figure(conf, dataset="pima", fractions=fractions, class_names=None)
+    grid = next(ax for ax in fig.axes if ax.get_images())
+    assert len([ax for ax in fig.axes if ax.get_label() != "<colorbar>"]) == 1
+    image = np.ma.getdata(grid.get_images()[0].get_array())
+    mask = np.ma.getmaskarray(grid.get_images()[0].get_array())
+    privs = ["none", "8", "1"]
+    k = 20
+    step = round((2 + 0.45) * k)
+    for r_i, fr in enumerate(fractions):
+        for c_i, pr in enumerate(privs):
+            g = conf[(conf["fraction"] == fr) & (conf["privacy"] == pr)]
+            g = g[(g["mitigation"] == "none")]
+            counts = np.zeros((2, 2))
+            for yt, yp, n in zip(g["y_true"], g["y_pred"], g["count"]):
+                counts[int(yt), int(yp)] += n
+            want = counts / counts.sum(axis=1, keepdims=True)
+            block = image[r_i * step : r_i * step + 2 * k, c_i * step : c_i * step + 2 * k]
+            assert not mask[r_i * step : r_i * step + 2 * k, c_i * step : c_i * step + 2 * k].any()
+            np.testing.assert_allclose(block[::k, ::k], want)
+    assert mask.any()  # the gaps between blocks are blank
+    texts = [t.get_text() for t in grid.texts]
+    assert any(t.startswith("natural") for t in texts)
+    assert any(t.startswith("minority 20 %") for t in texts)
+    assert {"no DP", "ε = 8", "ε = 1"} <= set(texts)
+
+
+def test_fraction_utility_figure_structure(data):
+    m = data.metrics[data.metrics["dataset"] == "pima"]
+    fig = fraction_utility_figure(m, dataset="pima", class_names=data.class_names)
+    assert len(fig.axes) == len(METRICS)
+    for i, (ax, metric) in enumerate(zip(fig.axes, METRICS)):
+        assert ax.get_title() == METRIC_TITLES[metric]
+        lines = _lines(ax)
+        solid = [ln for ln in lines if ln.get_linestyle() == "-"]
+        dashed = [ln for ln in lines if ln.get_linestyle() == "--"]
+        assert [ln.get_label() for ln in solid] == ["natural", "minority 20 %"]
+        assert len(dashed) == 2 and all(np.ptp(ln.get_ydata()) == 0 for ln in dashed)
+        # the minority class's mean per ε at 20 %, from the aggregates by hand
+        rows = m[
+            (m["fraction"] == "0.2")
+            & (m["class"] == "1")
+            & (m["metric"] == metric)
+            & (m["mitigation"] == "none")
+            & (m["privacy"] != "none")
+        ]
+        want = rows.assign(e=rows["privacy"].astype(float)).sort_values("e")["mean"]
+        np.testing.assert_allclose(solid[1].get_ydata(), want.to_numpy())
+        base = m[
+            (m["fraction"] == "0.2")
+            & (m["class"] == "1")
+            & (m["metric"] == metric)
+            & (m["privacy"] == "none")
+            & (m["mitigation"] == "none")
+        ]
+        assert dashed[1].get_ydata()[0] == pytest.approx(float(base["mean"].iloc[0]))
+        assert ("ε" in ax.get_xlabel()) == (i + 3 >= len(METRICS))
 
 
 def test_distribution_and_metric_bar_figures(data):

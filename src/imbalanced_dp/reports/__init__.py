@@ -13,6 +13,7 @@ from ._evidence import Evidence, compute_evidence
 from ._figures import (
     class_distribution_figure,
     confusion_figure,
+    fraction_utility_figure,
     heatmap_figure,
     nonprivate_metrics_figure,
     privacy_utility_figure,
@@ -71,6 +72,7 @@ __all__ = [
     "finding_sentences",
     "format_attack_text",
     "format_inversion_text",
+    "fraction_utility_figure",
     "heatmap_figure",
     "inversion_findings",
     "load_report_data",

@@ -25,6 +25,7 @@ from ._figures import (
     class_distribution_figure,
     confusion_figure,
     fraction_text,
+    fraction_utility_figure,
     heatmap_figure,
     nonprivate_metrics_figure,
     privacy_utility_figure,
@@ -628,16 +629,30 @@ def _imbalance_section(ctx: _Context) -> Section | None:
             },
         )
         parts.append(ctx.figure(fig, "heatmap_amplification", caption))
+    for ds in order:
+        m = d.metrics[(d.metrics["dataset"] == ds) & (d.metrics["class"] == "1")]
+        if m[(m["privacy"] != "none") & (m["mitigation"] == "none")].empty:
+            continue
+        caption = (
+            f"Privacy–utility curves of the minority class on {ds} at every minority share of "
+            "the training split: each per-class metric of DP-SGD against ε (log scale), mean "
+            f"with 95 % CI band over {ctx.seeds(dataset=ds, mitigation='none')} per ε; "
+            "dashed lines: the non-private level at each share. The majority class's "
+            "numbers are in the tables below and in tables/."
+        )
+        fig = Plot(
+            fraction_utility_figure,
+            (m,),
+            {"dataset": ds, "shares": ctx.shares, "class_names": d.class_names},
+        )
+        parts.append(ctx.figure(fig, _stem("privacy_utility", ds, "fractions"), caption))
     more = []
     for fr in d.fractions[1:]:
         with ctx.numbering.supplement():  # collapsed: numbered S1, S2, ...
-            inner = [_table3(ctx, fr), _table4(ctx, fr)]
-            inner += [_privacy_utility(ctx, ds, fr) for ds in swept]
-        inner = "".join(inner)
+            inner = "".join([_table3(ctx, fr), _table4(ctx, fr)])
         if inner:
             more.append(
-                f"<details><summary>Tables and privacy–utility curves at "
-                f"{esc(fraction_text(fr))}</summary>{inner}</details>"
+                f"<details><summary>Tables at {esc(fraction_text(fr))}</summary>{inner}</details>"
             )
     parts += more
     return Section("imbalance", "Privacy × imbalance", "".join(parts))
@@ -647,39 +662,31 @@ def _confusion_section(ctx: _Context) -> Section | None:
     d = ctx.data
     if d.confusion.empty:
         return None
-    main, more = [], []
-    for fr in d.fractions:
-        for ds in d.datasets:
-            c = d.confusion[(d.confusion["dataset"] == ds) & (d.confusion["fraction"] == fr)]
-            if c.empty:
-                continue
-            where = "" if fr == "natural" else f", training split at {fraction_text(fr)}"
-            caption = (
-                f"Confusion matrices on {ds}{where} per privacy level (plain SGD / DP-SGD), "
-                f"test predictions summed over {ctx.seeds(dataset=ds, fraction=fr)} per "
-                "level (each panel gives its count): colour and first number, the share of "
-                "each true class predicted as each class; in brackets, the mean count per "
-                "seed."
-            )
-            with ctx.numbering.supplement(fr != d.fractions[0]):  # the others are collapsed
-                html_ = ctx.figure(
-                    Plot(
-                        confusion_figure,
-                        (d.confusion[d.confusion["dataset"] == ds],),
-                        {"dataset": ds, "fraction": fr, "class_names": d.class_names},
-                    ),
-                    _stem("confusion", ds, _fr_stem(fr)),
-                    caption,
-                )
-            (main if fr == d.fractions[0] else more).append(html_)
-    body = "".join(main)
-    if more:
-        body += (
-            "<details><summary>Confusion matrices at the other minority fractions</summary>"
-            + "".join(more)
-            + "</details>"
+    parts = []
+    for ds in d.datasets:
+        c = d.confusion[d.confusion["dataset"] == ds]
+        fractions = [fr for fr in d.fractions if (c["fraction"] == fr).any()]
+        if not fractions:
+            continue
+        several = len(fractions) > 1
+        where = (
+            ", one row per minority share of the training split" if several
+            else ("" if fractions[0] == "natural" else
+                  f", training split at {fraction_text(fractions[0])}")
+        )  # fmt: skip
+        caption = (
+            f"Confusion matrices on {ds} per privacy level (plain SGD / DP-SGD){where}, test "
+            f"predictions summed over {ctx.seeds(dataset=ds)} per level (the seeds of each "
+            "row or panel are on the figure): colour and first number, the share of each true "
+            "class predicted as each class; in brackets, the mean count per seed."
         )
-    return Section("confusion", "Confusion matrices", body)
+        kw = {"dataset": ds, "class_names": d.class_names}
+        if several:
+            kw |= {"fractions": fractions, "shares": ctx.shares}
+        else:
+            kw["fraction"] = fractions[0]
+        parts.append(ctx.figure(Plot(confusion_figure, (c,), kw), _stem("confusion", ds), caption))
+    return Section("confusion", "Confusion matrices", "".join(parts))
 
 
 def _fmt(x, spec: str) -> str:
@@ -1103,6 +1110,17 @@ def _build_into(store, out_dir: Path, *, run_ids, title: str) -> None:
         ids = list(dict.fromkeys(choice_frame(everything, primary)["run_id"]))
     data = load_report_data(store, ids)
     ctx = _Context(data, out_dir, primary=primary)
+    try:
+        _write_sections(ctx, store, ids, tuned_frame, choices, title)
+    finally:
+        ctx.renderer.close()  # its workers stop whatever happened
+
+
+def _write_sections(
+    ctx: _Context, store, ids, tuned_frame: pd.DataFrame, choices: list, title: str
+) -> None:
+    """The sections, claims, findings and page of :func:`_build_into`."""
+    data, out_dir, primary = ctx.data, ctx.out_dir, ctx.primary
     tuning: _Tuning | None = None
     if not tuned_frame.empty:
         tuning = _tuning_data(store, tuned_frame, primary, data.class_names)

@@ -107,6 +107,24 @@ def _axes(fig: Figure, n: int, ncols: int, **kw) -> list[Axes]:
     return axs[:n]
 
 
+def _outer_labels(axs: list[Axes], ncols: int, ylabel: str) -> None:
+    """Panels of one grid on one scale: y ticks at 0, 0.25, … 1, labelled (with
+    ``ylabel``) in the first column only; x tick labels and the x label only on panels
+    with no panel below. Fewer texts to lay out, which is most of a figure's drawing time."""
+    from matplotlib.ticker import FixedLocator
+
+    n = len(axs)
+    for i, ax in enumerate(axs):
+        ax.yaxis.set_major_locator(FixedLocator([0.0, 0.25, 0.5, 0.75, 1.0]))
+        if i % ncols == 0:
+            ax.set_ylabel(ylabel)
+        else:
+            ax.tick_params(axis="y", labelleft=False)
+        if i + ncols < n:
+            ax.tick_params(axis="x", labelbottom=False)
+            ax.set_xlabel("")
+
+
 # --------------------------------------------------------------------------- data
 
 
@@ -296,7 +314,7 @@ def privacy_utility_figure(
             _eps_axis(ax, eps)
         ax.set_ylim(-0.03, 1.03)
         ax.set_title(METRIC_TITLES.get(m, m), fontsize=10)
-        ax.set_ylabel(m)
+    _outer_labels(axs, 3, "score")
     handles, labels = axs[0].get_legend_handles_labels()
     fig.legend(handles, labels, loc="outside lower center", ncols=4, fontsize=8)
     mit = "" if mitigation == "none" else f", {mitigation}"
@@ -583,8 +601,10 @@ def confusion_figure(
     *,
     dataset: str,
     fraction: str = "natural",
+    fractions: list[str] | None = None,
     mitigation: str = "none",
     class_names: dict[str, tuple[str, str]] | None = None,
+    shares: dict[tuple[str, str], float] | None = None,
 ) -> Figure:
     """Confusion matrices per privacy level, summed over seeds.
 
@@ -594,46 +614,39 @@ def confusion_figure(
         ``dataset, fraction, privacy, mitigation, y_true, y_pred, count, runs``.
     dataset, fraction, mitigation : str
         The settings to draw (the non-private panel is always plain SGD).
+    fractions : list of str, optional
+        Several minority fractions, one row of panels each (instead of ``fraction``).
+    shares : dict, optional
+        ``(dataset, fraction) -> minority share`` for the rows' labels.
 
     Returns
     -------
     Figure
-        One panel per privacy level (``none`` first, then ε from largest to smallest);
-        colour and first line: the share of each true class predicted as each class; second
-        line: the mean count per seed.
+        One panel per privacy level (``none`` first, then ε from largest to smallest) and,
+        with ``fractions``, one row per fraction (its share and seeds on the left); colour
+        and first line: the share of each true class predicted as each class; second line:
+        the mean count per seed. Class names label the outer panels only.
     """
-    c = _select(confusion, dataset=dataset, fraction=fraction)
+    rows_fr = list(fractions) if fractions else [fraction]
+    c = confusion[confusion["dataset"] == dataset]
     c = c[
         (c["mitigation"] == mitigation) | ((c["privacy"] == "none") & (c["mitigation"] == "none"))
     ]
+    c = c[c["fraction"].isin(rows_fr)]
     privs = privacy_order(c["privacy"])
-    fig = _new_figure(0.8 + 2.5 * max(1, len(privs)), 3.0)
-    axs = _axes(fig, max(1, len(privs)), max(1, len(privs)))
     names = [class_label(k, dataset, class_names).replace(" (", "\n(") for k in ("0", "1")]
     import matplotlib as mpl
 
     cmap = mpl.colormaps["Blues"]
+    if len(rows_fr) > 1:
+        return _confusion_grid(c, dataset, rows_fr, privs, names, cmap, shares)
+    fig = _new_figure(0.8 + 2.5 * max(1, len(privs)), 3.0)
+    axs = _axes(fig, max(1, len(privs)), max(1, len(privs)))
     im = None
     for ax, pr in zip(axs, privs):
-        g = c[c["privacy"] == pr]
-        counts = np.zeros((2, 2))
-        for r in g.itertuples():
-            counts[int(r.y_true), int(r.y_pred)] += r.count
-        runs = int(g["runs"].max()) if len(g) else 0
-        rows = counts.sum(axis=1, keepdims=True)
-        rate = np.divide(counts, rows, out=np.zeros_like(counts), where=rows > 0)
+        rate, mean, runs = _confusion_cells(c[c["privacy"] == pr])
         im = ax.imshow(rate, cmap=cmap, vmin=0, vmax=1)
-        for i in range(2):
-            for j in range(2):
-                ax.text(
-                    j,
-                    i,
-                    f"{rate[i, j]:.2f}\n({counts[i, j] / max(runs, 1):.1f})",
-                    ha="center",
-                    va="center",
-                    fontsize=8,
-                    color="white" if rate[i, j] > 0.55 else "black",
-                )
+        _confusion_texts(ax, rate, mean, 0.0, 0.0)
         ax.set_xticks([0, 1], names, fontsize=7)
         ax.set_yticks([0, 1], names, fontsize=7)
         ax.set_xlabel("predicted")
@@ -641,6 +654,161 @@ def confusion_figure(
         ax.set_title(f"{'no DP' if pr == 'none' else f'ε = {pr}'} ({runs} seeds)", fontsize=9)
     if im is not None:
         fig.colorbar(im, ax=axs, shrink=0.8, label="share of the true class")
+    return fig
+
+
+def _confusion_cells(g: pd.DataFrame) -> tuple[np.ndarray, np.ndarray, int]:
+    """Shares of each true class (rows) predicted as each class, mean counts per seed, and
+    the number of seeds, of one setting's summed confusion counts."""
+    counts = np.zeros((2, 2))
+    for r in g.itertuples():
+        counts[int(r.y_true), int(r.y_pred)] += r.count
+    runs = int(g["runs"].max()) if len(g) else 0
+    totals = counts.sum(axis=1, keepdims=True)
+    rate = np.divide(counts, totals, out=np.zeros_like(counts), where=totals > 0)
+    return rate, counts / max(runs, 1), runs
+
+
+def _confusion_texts(ax: Axes, rate: np.ndarray, mean: np.ndarray, x0: float, y0: float):
+    for i in range(2):
+        for j in range(2):
+            ax.text(
+                x0 + j,
+                y0 + i,
+                f"{rate[i, j]:.2f}\n({mean[i, j]:.1f})",
+                ha="center",
+                va="center",
+                fontsize=8,
+                color="white" if rate[i, j] > 0.55 else "black",
+            )
+
+
+#: Space between two confusion matrices of a grid, in cells.
+_GAP = 0.45
+
+
+def _confusion_grid(c, dataset, rows_fr, privs, names, cmap, shares) -> Figure:
+    """Several fractions' confusion matrices as one image grid on a single axes (rows:
+    fractions, columns: privacy levels): one axes instead of one per matrix, which is most
+    of what drawing a figure costs."""
+    ncols, nrows = max(1, len(privs)), len(rows_fr)
+    fig = _new_figure(2.2 + 2.05 * ncols, 0.9 + 2.0 * nrows)
+    ax = fig.subplots()
+    step = 2 + _GAP
+    # one image for every matrix: each cell k × k pixels, the gaps masked (left blank)
+    k = 20
+    px = round(step * k)
+    width, height = ncols * px - round(_GAP * k), nrows * px - round(_GAP * k)
+    image = np.ma.masked_array(np.zeros((height, width)), mask=True)
+    for r_i, fr in enumerate(rows_fr):
+        y0 = r_i * step
+        runs_row = []
+        for c_i, pr in enumerate(privs):
+            x0 = c_i * step
+            rate, mean, runs = _confusion_cells(c[(c["fraction"] == fr) & (c["privacy"] == pr)])
+            runs_row.append(runs)
+            block = np.kron(rate, np.ones((k, k)))
+            image[r_i * px : r_i * px + 2 * k, c_i * px : c_i * px + 2 * k] = block
+            _confusion_texts(ax, rate, mean, x0, y0)
+        lo, hi = min(runs_row), max(runs_row)
+        seeds = f"{hi} seeds" if lo == hi else f"{lo}–{hi} seeds"
+        ax.text(
+            ncols * step - _GAP - 0.35, y0 + 0.5,
+            f"{fraction_text(fr, (shares or {}).get((dataset, fr)))}\n{seeds}",
+            ha="left", va="center", fontsize=8,
+        )  # fmt: skip
+    for c_i, pr in enumerate(privs):
+        ax.text(
+            c_i * step + 0.5, -0.6, "no DP" if pr == "none" else f"ε = {pr}",
+            ha="center", va="bottom", fontsize=10,
+        )  # fmt: skip
+    right, bottom = width / k - 0.5, height / k - 0.5
+    im = ax.imshow(
+        image, cmap=cmap, vmin=0, vmax=1, extent=(-0.5, right, bottom, -0.5),
+        interpolation="nearest", aspect="equal",
+    )  # fmt: skip
+    ax.set_xlim(-0.5, right)
+    ax.set_ylim(bottom, -0.5)
+    ax.set_xticks(
+        [c_i * step + j for c_i in range(ncols) for j in (0, 1)], names * ncols, fontsize=7
+    )
+    ax.set_yticks(
+        [r_i * step + i for r_i in range(nrows) for i in (0, 1)], names * nrows, fontsize=7
+    )
+    ax.tick_params(length=0)
+    for spine in ax.spines.values():
+        spine.set_visible(False)
+    ax.set_xlabel("predicted")
+    ax.set_ylabel("true")
+    fig.colorbar(im, ax=ax, shrink=0.6, label="share of the true class")
+    fig.suptitle(f"{dataset}: confusion matrices per minority share", fontsize=11)
+    return fig
+
+
+def fraction_utility_figure(
+    metrics: pd.DataFrame,
+    *,
+    dataset: str,
+    cls: str = "1",
+    mitigation: str = "none",
+    metric_names: tuple[str, ...] = METRICS,
+    shares: dict[tuple[str, str], float] | None = None,
+    class_names: dict[str, tuple[str, str]] | None = None,
+) -> Figure:
+    """One class's metrics against ε at every minority fraction of the training split.
+
+    Parameters
+    ----------
+    metrics : DataFrame
+        :func:`~imbalanced_dp.studies.aggregate_metrics` output.
+    dataset, cls, mitigation : str
+        The dataset, the class (``"1"``: the minority) and the DP-SGD variant to draw.
+    metric_names : tuple of str
+        One panel per metric.
+    shares : dict, optional
+        ``(dataset, fraction) -> minority share`` for the legend.
+
+    Returns
+    -------
+    Figure
+        One panel per metric; in each, one line with a 95 % CI band per fraction and, where
+        a non-private run exists, its level as a dashed line of the same colour.
+    """
+    g = _select(metrics, dataset=dataset, **{"class": cls})
+    fractions = fraction_order(g["fraction"])
+    base = _select(g, privacy="none", mitigation="none")
+    dp = _select(g[g["privacy"] != "none"], mitigation=mitigation)
+    eps = sorted({float(p) for p in dp["privacy"]})
+    fig = _new_figure(10.5, 2.9 * math.ceil(len(metric_names) / 3) + 0.6)
+    axs = _axes(fig, len(metric_names), 3)
+    for ax, m in zip(axs, metric_names):
+        for i, fr in enumerate(fractions):
+            color = PALETTE[i % len(PALETTE)]
+            label = fraction_text(fr, (shares or {}).get((dataset, fr)))
+            c = dp[(dp["fraction"] == fr) & (dp["metric"] == m)]
+            c = c.assign(eps=c["privacy"].astype(float)).sort_values("eps")
+            if not c.empty:
+                ax.plot(
+                    c["eps"], c["mean"], ls="-", marker=MARKERS[i % len(MARKERS)], color=color,
+                    label=label, ms=4,
+                )  # fmt: skip
+                ax.fill_between(c["eps"], c["low"], c["high"], color=color, alpha=0.15, lw=0)
+            b = base[(base["fraction"] == fr) & (base["metric"] == m)]
+            if not b.empty:
+                ax.axhline(
+                    float(b["mean"].iloc[0]), color=color, ls="--", lw=1.0,
+                    label=f"{label}, non-private",
+                )  # fmt: skip
+        if eps:
+            _eps_axis(ax, eps)
+        ax.set_ylim(-0.03, 1.03)
+        ax.set_title(METRIC_TITLES.get(m, m), fontsize=10)
+    _outer_labels(axs, 3, "score")
+    handles, labels = axs[0].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="outside lower center", ncols=4, fontsize=8)
+    mit = "" if mitigation == "none" else f", {mitigation}"
+    who = class_label(cls, dataset, class_names)
+    fig.suptitle(f"{dataset}{mit}: class {who} against ε at each minority share", fontsize=11)
     return fig
 
 

@@ -14,7 +14,6 @@ from pathlib import Path
 
 import numpy as np
 
-from ..attacks import MODEL_INVERSION_TEXT
 from ._figures import CLASS_COLORS, class_label, save_figure
 from ._format import fmt_num, fmt_signed
 
@@ -264,6 +263,8 @@ def format_inversion_text(inv: dict) -> str:
                         f"  {'class mean':<13}{c:<7}"
                         + "".join(f"{_num(v, 2):>{w}}" for v in rs[0]["class_mean"])
                     )
+        from ..attacks import MODEL_INVERSION_TEXT  # (the attacks load numba: not for every report)
+
         lines += ["", "  " + MODEL_INVERSION_TEXT.format(d=len(feats))]
     findings = inversion_findings(inv)
     if findings:
@@ -577,6 +578,8 @@ def inversion_html(dataset: str, payloads: list[dict], out_dir: Path) -> tuple[s
                 rows,
             )
         )
+        from ..attacks import MODEL_INVERSION_TEXT
+
         parts.append(f"<p>{html.escape(MODEL_INVERSION_TEXT.format(d=len(feats)))}</p>")
     findings = inversion_findings(inv)
     if findings:

@@ -1,13 +1,13 @@
 """Drawing a report's figures: deferred, cached by what they show, and in parallel.
 
 A section asks for a figure as a :class:`Plot` (a figure function and its arguments)
-instead of a drawn figure. The report collects them, then draws only those not already in
-the figure cache, in worker processes (one per core), while the page waits with a
-placeholder where each PNG goes. A figure's cache key is a hash of the function, the
-source of the modules that draw figures, the arguments (DataFrames by their content) and
-the matplotlib version: the same numbers always give the same files, so a report rebuilt
-on an unchanged store, or a study that added runs to one dataset, redraws only what
-changed.
+instead of a drawn figure. The report hands each one, as soon as it is asked for, to
+worker processes (one per core) unless the figure cache holds it, and goes on building
+the rest of the page, with a placeholder where each PNG goes; the figures are collected at
+the end. A figure's cache key is a hash of the function, the source of the modules that
+draw figures, the arguments (DataFrames by their content) and the matplotlib version: the
+same numbers always give the same files, so a report rebuilt on an unchanged store, or a
+study that added runs to one dataset, redraws only what changed.
 
 The cache lives in the user's cache folder (``$IMBALANCED_DP_CACHE_DIR/figures``, see
 :mod:`imbalanced_dp.privacy`; off when that is off) and keeps the most recently used
@@ -126,8 +126,10 @@ def figure_cache_dir() -> Path | None:
 
 
 class FigureRenderer:
-    """Collects the figures of one report and draws them at the end (see the module
-    docstring). ``workers`` processes draw the figures the cache does not hold."""
+    """Collects the figures of one report, starts drawing each one the cache does not hold
+    as soon as it is added (in ``workers`` processes), and gathers them all in
+    :meth:`render` (see the module docstring). Use it as a context manager, or call
+    :meth:`close`, so that its workers stop when the report fails half-way."""
 
     def __init__(self, *, workers: int | None = None, cache: Path | bool | None = True):
         self.jobs: list[_Job] = []
@@ -135,15 +137,43 @@ class FigureRenderer:
         self.cache = figure_cache_dir() if cache is True else (cache or None)
         self.drawn = 0
         self.reused = 0
+        self._pool = None
+        self._futures: dict[str, object] = {}  # cache key -> Future of its PNG bytes
+
+    def __enter__(self) -> FigureRenderer:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
 
     def add(self, plot: Plot, directory: Path, stem: str) -> tuple[str, Path, Path]:
-        """Register a figure; returns the placeholder of its data URI and its two paths."""
+        """Register a figure (and start drawing it unless the cache holds it); returns the
+        placeholder of its data URI and its two paths."""
         token = _TOKEN.format(len(self.jobs))
         png, svg = directory / f"{stem}.png", directory / f"{stem}.svg"
-        self.jobs.append(_Job(token, plot, png, svg, plot.key()))
+        job = _Job(token, plot, png, svg, plot.key())
+        self.jobs.append(job)
+        if job.key not in self._futures and not self._in_cache(job):
+            pool = self._workers_pool()
+            if pool is not None:
+                from ..studies import spawning_workers
+
+                # the pool may start a worker on any submission (all of them on the first,
+                # where processes fork): with Ctrl-C held back until it is known
+                with spawning_workers():
+                    self._futures[job.key] = pool.submit(_draw, plot, str(png), str(svg))
         return token, png, svg
 
+    def close(self) -> None:
+        """Stop the workers (figures not yet drawn are dropped)."""
+        pool, self._pool = self._pool, None
+        if pool is not None:
+            pool.shutdown(wait=True, cancel_futures=True)
+
     # ------------------------------------------------------------------ cache
+
+    def _in_cache(self, job: _Job) -> bool:
+        return self.cache is not None and (self.cache / f"{job.key}.png").is_file()
 
     def _cached(self, job: _Job) -> bytes | None:
         if self.cache is None:
@@ -185,26 +215,33 @@ class FigureRenderer:
     # ------------------------------------------------------------------ drawing
 
     def render(self) -> dict[str, bytes]:
-        """Draw (or copy from the cache) every figure; returns PNG bytes by placeholder."""
+        """Every figure drawn (or copied from the cache); returns PNG bytes by placeholder.
+        The workers stop here."""
+        try:
+            return self._render()
+        finally:
+            self.close()
+
+    def _render(self) -> dict[str, bytes]:
         out: dict[str, bytes] = {}
-        todo: list[_Job] = []
+        first: dict[str, _Job] = {}  # the job that draws each key; the others copy it
         for job in self.jobs:
-            got = self._cached(job)
-            if got is None:
-                todo.append(job)
-            else:
-                out[job.token] = got
+            if job.key in first:
+                continue
+            future = self._futures.get(job.key)
+            got = future.result() if future is not None else self._cached(job)
+            if future is None and got is None:
+                # not in the cache after all (pruned meanwhile) or drawn here (one worker)
+                got = _draw(job.plot, str(job.png), str(job.svg))
+                future = True
+            if future is None:
                 self.reused += 1
-        # the same figure asked for twice is drawn once
-        first: dict[str, _Job] = {}
-        for job in todo:
-            first.setdefault(job.key, job)
-        unique = list(first.values())
-        for job, data in zip(unique, self._draw_all(unique), strict=True):
-            out[job.token] = data
-            self._keep(job, data)
-            self.drawn += 1
-        for job in todo:
+            else:
+                self._keep(job, got)
+                self.drawn += 1
+            first[job.key] = job
+            out[job.token] = got
+        for job in self.jobs:
             if job.token not in out:
                 src = first[job.key]
                 job.png.parent.mkdir(parents=True, exist_ok=True)
@@ -214,50 +251,34 @@ class FigureRenderer:
         self._prune()
         return out
 
-    def _draw_all(self, jobs: list[_Job]) -> list[bytes]:
-        if not jobs:
-            return []
+    def _workers_pool(self):
+        """The worker pool (started on the first figure to draw); ``None`` with one
+        worker, where :meth:`render` draws in this process."""
+        if self._pool is not None:
+            return self._pool
         workers = self.workers
         if workers is None:
             from ..studies import default_workers
 
             workers = default_workers()
-        workers = min(workers, len(jobs))
         if workers <= 1:
-            return [_draw(j.plot, str(j.png), str(j.svg)) for j in jobs]
+            return None
         import multiprocessing as mp
         from concurrent.futures import ProcessPoolExecutor
 
         import matplotlib.figure  # noqa: F401  (loaded once here, not in every worker)
 
-        from ..studies import spawning_workers, worker_init
+        from ..studies import worker_init
 
         # fork where it exists: the workers start with matplotlib and the data loaded
         method = "fork" if "fork" in mp.get_all_start_methods() else "spawn"
-        with spawning_workers():
-            pool = ProcessPoolExecutor(
-                max_workers=workers,
-                mp_context=mp.get_context(method),
-                initializer=worker_init,
-                initargs=(os.getpid(),),
-            )
-        try:
-            # the largest figures first, so that the last one to finish is a small one
-            order = sorted(range(len(jobs)), key=lambda i: -_size(jobs[i].plot))
-            futures = {i: pool.submit(_draw, jobs[i].plot, str(jobs[i].png), str(jobs[i].svg))
-                       for i in order}  # fmt: skip
-            return [futures[i].result() for i in range(len(jobs))]
-        finally:
-            pool.shutdown(wait=True, cancel_futures=True)
-
-
-def _size(plot: Plot) -> int:
-    """A rough size of a figure's data, to draw the largest first."""
-    n = 0
-    for a in (*plot.args, *plot.kwargs.values()):
-        if isinstance(a, pd.DataFrame):
-            n += len(a)
-    return n
+        self._pool = ProcessPoolExecutor(
+            max_workers=workers,
+            mp_context=mp.get_context(method),
+            initializer=worker_init,
+            initargs=(os.getpid(),),
+        )
+        return self._pool
 
 
 def fill_figures(html: str, pngs: dict[str, bytes]) -> str:

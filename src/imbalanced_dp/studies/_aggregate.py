@@ -298,8 +298,8 @@ def _paired(a: pd.DataFrame, b: pd.DataFrame, on: list[str], value: str, confide
     return _paired_values(m[f"{value}_a"], m[f"{value}_b"], confidence)
 
 
-def _paired_values(a: pd.Series, b: pd.Series, confidence: float) -> dict:
-    pt = paired_difference(a.to_numpy(float), b.to_numpy(float), confidence=confidence)
+def _paired_values(a, b, confidence: float) -> dict:
+    pt = paired_difference(np.asarray(a, float), np.asarray(b, float), confidence=confidence)
     iv = pt.interval
     return {
         "mean": iv.mean,
@@ -311,26 +311,54 @@ def _paired_values(a: pd.Series, b: pd.Series, confidence: float) -> dict:
     }
 
 
+def _merge_pairs(a_pos: np.ndarray, b_pos: np.ndarray, seeds: np.ndarray):
+    """Row positions of an inner merge on ``seed`` of rows ``a_pos`` with rows ``b_pos``,
+    in the merge's order (``a``'s rows in order, each with its matches in ``b``'s order)."""
+    by_seed: dict = {}
+    for j in b_pos:
+        by_seed.setdefault(seeds[j], []).append(j)
+    ai, bi = [], []
+    for i in a_pos:
+        for j in by_seed.get(seeds[i], ()):
+            ai.append(i)
+            bi.append(j)
+    return np.asarray(ai, dtype=np.intp), np.asarray(bi, dtype=np.intp)
+
+
 def cost_of_privacy(df: pd.DataFrame, *, confidence: float = 0.95) -> pd.DataFrame:
     """Per DP setting and class: metric without DP − metric with DP, paired by seed (and by
     dataset and fraction). The reference is the non-private run without mitigation (of a
     tuned run: the same search without privacy)."""
     rows = []
-    df = with_configs(df)
-    base = df[(df["privacy"] == "none") & df["mitigation"].isin(("none", SEARCHED))]
-    for (ds, fr, pr, mit, sc, cfg), g in df[df["privacy"] != "none"].groupby(
-        FULL_SETTING, sort=False
-    ):
-        ref = _reference(base, g, ds, fr)
-        if ref.empty:
+    df = with_configs(df).reset_index(drop=True)
+    columns = [*METRICS, *RUN_METRICS]
+    values = {m: df[m].to_numpy(dtype=float) for m in columns if m in df.columns}
+    seeds = df["seed"].to_numpy()
+    klass = df["class"].astype(str).to_numpy()
+    base_mask = ((df["privacy"] == "none") & df["mitigation"].isin(("none", SEARCHED))).to_numpy()
+    # the reference runs by dataset, fraction and base configuration (positions in order)
+    refs: dict[tuple, np.ndarray] = {
+        k: np.asarray(v)
+        for k, v in df[base_mask]
+        .groupby(["dataset", "fraction", "base_config"], sort=False)
+        .indices.items()
+    }
+    base_pos = np.flatnonzero(base_mask)
+    base_cfg = df["base_config"].to_numpy()
+    private = df.index[(df["privacy"] != "none").to_numpy()]
+    groups = df.loc[private].groupby(FULL_SETTING, sort=False).indices
+    for (ds, fr, pr, mit, sc, cfg), g_local in groups.items():
+        g = private.to_numpy()[g_local]
+        parts = [refs.get((ds, fr, c)) for c in dict.fromkeys(base_cfg[g])]
+        parts = [base_pos[x] for x in parts if x is not None]
+        if not parts:
             continue
+        ref = np.sort(np.concatenate(parts))  # the pool's order, as a boolean selection
         for cls in ("0", "1", "avg/total"):
             metrics = list(METRICS) + (list(RUN_METRICS) if cls == "avg/total" else [])
-            a = ref.loc[ref["class"] == cls, ["seed", *metrics]]
-            b = g.loc[g["class"] == cls, ["seed", *metrics]]
-            pairs = a.merge(b, on=["seed"], suffixes=("_a", "_b"))  # once for all metrics
+            a_idx, b_idx = _merge_pairs(ref[klass[ref] == cls], g[klass[g] == cls], seeds)
             for m in metrics:
-                res = _paired_values(pairs[f"{m}_a"], pairs[f"{m}_b"], confidence)
+                res = _paired_values(values[m][a_idx], values[m][b_idx], confidence)
                 rows.append(
                     {"dataset": ds, "fraction": fr, "privacy": pr, "mitigation": mit}
                     | {"scaling": sc, "config": cfg, "class": cls, "metric": m}
