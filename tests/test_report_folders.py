@@ -222,7 +222,7 @@ def test_headings_name_the_studys_tables_and_visible_numbers_have_no_gaps(page):
         nums = [int(n) for n in re.findall(rf"<b>{kind} (\d+)\.</b>", outside)]
         assert nums == list(range(1, len(nums) + 1)), (kind, nums)
     inside = "".join(re.findall(r"<details>.*?</details>", page, flags=re.S))
-    assert re.findall(r"<b>Figure (S?\d+)\.</b>", inside)[0] == "S1"
+    assert re.findall(r"<b>Table (S?\d+)\.</b>", inside)[:2] == ["S1", "S2"]
     assert "PROTOCOL.md" not in page and "docs/protocol.md" in page
 
 

@@ -161,8 +161,7 @@ def test_report_writes_every_artefact(built):
     for name in ("ledger.md", "ledger.csv", "table3_fraction-0.2.csv", "table4_class_weighted.csv"):
         assert (out / "tables" / name).is_file(), name
     pngs = sorted(p.stem for p in (out / "figures").glob("*.png"))
-    svgs = sorted(p.stem for p in (out / "figures").glob("*.svg"))
-    assert pngs == svgs
+    assert not list((out / "figures").glob("*.svg"))  # SVGs on request (svg=True)
     for stem in (
         "class_distribution",
         "training_split",
@@ -182,6 +181,22 @@ def test_report_writes_every_artefact(built):
     claims = pd.read_csv(out / "claims.csv")
     assert set(claims["verdict"]) <= set(VERDICTS)
     assert set(claims["status"]) <= {"confirms", "refutes", "undecided"}
+
+
+def test_svg_on_request_writes_one_per_png_and_names_it(built, tmp_path):
+    store, path = built
+    out = build_report(store, tmp_path / "with-svg", title="Synthetic <study>", svg=True)
+    figs = out.parent / "figures"
+    pngs = sorted(p.stem for p in figs.glob("*.png"))
+    assert pngs == sorted(p.stem for p in figs.glob("*.svg"))
+    assert pngs == sorted(p.stem for p in (path.parent / "figures").glob("*.png"))
+    for stem in pngs:
+        assert "<svg" in (figs / f"{stem}.svg").read_text(encoding="utf-8")[:500]
+    html, plain = out.read_text(encoding="utf-8"), path.read_text(encoding="utf-8")
+    assert f"figures/{pngs[0]}.png, {pngs[0]}.svg" in html
+    assert f"figures/{pngs[0]}.png, " not in plain
+    # the same page otherwise
+    assert re.sub(r", [\w.-]+\.svg", "", html) == plain
 
 
 def test_table3_and_4_equal_the_aggregates(built, data):

@@ -405,10 +405,12 @@ def write_report(
     study: str | None = None,
     title: str = "imbalanced-dp report",
     force: bool = False,
+    svg: bool = False,
 ) -> Path:
     """Tables, figures and report.html for a store (or some of its runs, or one ``study``);
     returns the path of report.html. A store whose settings hold runs of several
-    configurations needs ``study`` or ``run_ids`` (see :func:`select_runs`).
+    configurations needs ``study`` or ``run_ids`` (see :func:`select_runs`). Figures are
+    PNG files, and SVG files too with ``svg``.
 
     ``out_dir`` is replaced whole once the new report is complete (built in a temporary
     sibling folder, marked by its manifest ``imbalanced-dp-report.json``); a folder that
@@ -433,4 +435,4 @@ def write_report(
         run_ids = select_runs(store, study)
     else:
         require_one_config(store_frame(store, run_ids), what="report")
-    return build_report(store, Path(out_dir), run_ids=run_ids, title=title, force=force)
+    return build_report(store, Path(out_dir), run_ids=run_ids, title=title, force=force, svg=svg)

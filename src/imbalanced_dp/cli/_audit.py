@@ -238,7 +238,7 @@ def audit(
         if rep.curves:
             fig = roc_figure(rep.curves, title=f"{rep.dataset}: membership inference ROC")
             saved = save_figure(fig, out_dir, "mia_roc")
-            written += [saved.png.name, saved.svg.name]
+            written += [p.name for p in saved.paths]
         if rep.inversion is not None:
             written += [p.name for p in write_inversion_figures(obj["inversion"], out_dir)]
     if as_json:

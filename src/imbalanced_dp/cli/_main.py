@@ -728,13 +728,20 @@ def study_export(store, study_name, fmt, out_dir) -> None:
     is_flag=True,
     help="Replace --out even if it is a folder that is not an imbalanced-dp report.",
 )
-def report(store, study_name, out_dir, force) -> None:
+@click.option(
+    "--svg",
+    is_flag=True,
+    help="Also write every figure as SVG (vector graphics, e.g. for a paper); drawing them "
+    "takes as long as the PNGs.",
+)
+def report(store, study_name, out_dir, force, svg) -> None:
     """Tables, figures and a self-contained report.html from a results store.
 
     The report is written into a fresh temporary folder and replaces the report folder
     whole when it is complete (nothing of an earlier report is kept); its manifest
     imbalanced-dp-report.json marks the folder as a report. A folder that is not a report
-    is never replaced without --force.
+    is never replaced without --force. Figures are PNG files (inlined in the page), and SVG
+    files too with --svg; figures already drawn for an earlier report come from the cache.
     """
     from ..pipeline import open_existing_store, write_report
     from ..reports import check_report_dir, default_report_dir
@@ -744,7 +751,7 @@ def report(store, study_name, out_dir, force) -> None:
     s = open_existing_store(store)
     out = out_dir or default_report_dir(s.path)
     check_report_dir(out, force=force)
-    path = write_report(s, out, study=study_name, force=force)
+    path = write_report(s, out, study=study_name, force=force, svg=svg)
     click.echo(f"report: {path}")
 
 

@@ -32,6 +32,7 @@ from ._figures import (
     recall_gap_figure,
     save_figure,
     scaling_utility_figure,
+    svg_figures,
     training_split_figure,
 )
 from ._folder import report_folder
@@ -90,8 +91,12 @@ class _PendingFigure:
     """A figure registered with the renderer: its paths, and a placeholder for its PNG."""
 
     png: Path
-    svg: Path
+    svg: Path | None
     data_uri: str
+
+    @property
+    def paths(self) -> list[Path]:
+        return [self.png] if self.svg is None else [self.png, self.svg]
 
 
 @dataclass
@@ -135,7 +140,7 @@ class _Context:
             saved = _PendingFigure(png, svg, token)
         else:
             saved = save_figure(fig, self.fig_dir, stem)
-        self.written += [saved.png, saved.svg]
+        self.written += saved.paths
         return self.numbering.figure(saved, caption)
 
     def write(self, name: str, text: str) -> Path:
@@ -1041,6 +1046,7 @@ def build_report(
     run_ids=None,
     title: str = DEFAULT_TITLE,
     force: bool = False,
+    svg: bool = False,
 ) -> Path:
     """Write the tables, figures, findings and a self-contained ``report.html``.
 
@@ -1050,7 +1056,7 @@ def build_report(
         The results store to report on.
     out_dir : Path
         The report's folder: ``report.html``, ``findings.md``, ``claims.csv``, ``tables/``
-        (Markdown, LaTeX and CSV), ``figures/`` (PNG, SVG) and the manifest
+        (Markdown, LaTeX and CSV), ``figures/`` (PNG; SVG with ``svg``) and the manifest
         ``imbalanced-dp-report.json``. The report is built in a temporary sibling folder and
         replaces ``out_dir`` whole when complete: nothing of an earlier report survives, and
         an interrupted report leaves ``out_dir`` as it was.
@@ -1061,6 +1067,9 @@ def build_report(
     force : bool, default False
         Replace ``out_dir`` even when it is a folder that is not a report of ours (without
         it such a folder is refused with :class:`~._folder.ReportFolderError`).
+    svg : bool, default False
+        Also write every figure as SVG (vector graphics for a paper). Off by default: the
+        SVGs take as long to draw as the PNGs the page shows.
 
     Returns
     -------
@@ -1084,12 +1093,18 @@ def build_report(
     'report.html'
     """
     out_dir = Path(out_dir)
-    with report_folder(out_dir, force=force, store=str(Path(store.path).name)) as scratch:
-        _build_into(store, scratch, run_ids=run_ids, title=title)
+    with (
+        report_folder(out_dir, force=force, store=str(Path(store.path).name)) as scratch,
+        svg_figures(svg),
+        FigureRenderer(svg=svg) as renderer,
+    ):
+        if renderer.cache_is_empty():
+            renderer.start()  # every figure to draw: the workers load matplotlib meanwhile
+        _build_into(store, scratch, run_ids=run_ids, title=title, renderer=renderer)
     return out_dir / "report.html"
 
 
-def _build_into(store, out_dir: Path, *, run_ids, title: str) -> None:
+def _build_into(store, out_dir: Path, *, run_ids, title: str, renderer: FigureRenderer) -> None:
     ids = None if run_ids is None else list(run_ids)
     everything = store_frame(store, ids)
     tuned_frame = pd.DataFrame()
@@ -1109,11 +1124,8 @@ def _build_into(store, out_dir: Path, *, run_ids, title: str) -> None:
         choices = analyse_choices(everything)
         ids = list(dict.fromkeys(choice_frame(everything, primary)["run_id"]))
     data = load_report_data(store, ids)
-    ctx = _Context(data, out_dir, primary=primary)
-    try:
-        _write_sections(ctx, store, ids, tuned_frame, choices, title)
-    finally:
-        ctx.renderer.close()  # its workers stop whatever happened
+    ctx = _Context(data, out_dir, primary=primary, renderer=renderer)
+    _write_sections(ctx, store, ids, tuned_frame, choices, title)
 
 
 def _write_sections(
@@ -1140,6 +1152,19 @@ def _write_sections(
             encoding="utf-8",
         )
     elif not data.empty:
+        ref = reference_fractions(data.metrics)
+        # The sections with figures are built first, so that the workers draw them while
+        # the evidence is weighed; the page keeps its order (and the numbers follow the
+        # page: Numbering.resolve).
+        later = [_data_section(ctx), _nonprivate_section(ctx, ref), _dp_section(ctx, ref)]
+        if tuning is not None:
+            later.append(_tuning_section(ctx, tuning))
+        later.append(_fairness_section(ctx, ref))
+        later += [x for x in (_imbalance_section(ctx), _confusion_section(ctx)) if x is not None]
+        later.append(_ledger_section(ctx))
+        mit = _mitigation_section(ctx)
+        if mit is not None:
+            later.append(mit)
         ev: Evidence = compute_evidence(
             data.frame,
             metrics=data.metrics,
@@ -1150,23 +1175,10 @@ def _write_sections(
         )
         claims = evaluate_claims(ev)
         sentences = finding_sentences(ev, class_names=data.class_names)
-        ref = reference_fractions(data.metrics)
         sections.append(_findings_section(ctx, claims, sentences))
         if choices:
             sections.append(_sensitivity_section(ctx, choices))
-        sections.append(_data_section(ctx))
-        sections.append(_nonprivate_section(ctx, ref))
-        sections.append(_dp_section(ctx, ref))
-        if tuning is not None:
-            sections.append(_tuning_section(ctx, tuning))
-        sections.append(_fairness_section(ctx, ref))
-        for extra in (_imbalance_section(ctx), _confusion_section(ctx)):
-            if extra is not None:
-                sections.append(extra)
-        sections.append(_ledger_section(ctx))
-        mit = _mitigation_section(ctx)
-        if mit is not None:
-            sections.append(mit)
+        sections += later
         cells = [
             c.cells.assign(verdict=c.verdict, scaling=primary) for c in claims if not c.cells.empty
         ]
@@ -1190,7 +1202,7 @@ def _write_sections(
             text += "".join(f"- {x}\n" for x in tuning.sentences())
         path.write_text(text, encoding="utf-8")
     sections += _provider_sections(store, ids, out_dir)
-    html = page(title, _header(ctx, store), sections)
+    html = ctx.numbering.resolve(page(title, _header(ctx, store), sections))
     html = fill_figures(html, ctx.renderer.render())
     report = out_dir / "report.html"
     report.write_text(html, encoding="utf-8")

@@ -11,6 +11,9 @@ from __future__ import annotations
 
 import base64
 import math
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -815,21 +818,50 @@ def fraction_utility_figure(
 # --------------------------------------------------------------------------- saving
 
 
+#: Whether :func:`save_figure` also writes an SVG when not told (a report sets it for its
+#: own figures: ``report --svg``).
+_WRITE_SVG: ContextVar[bool] = ContextVar("imbalanced_dp_write_svg", default=True)
+
+
+@contextmanager
+def svg_figures(on: bool) -> Iterator[None]:
+    """Within the block, :func:`save_figure` writes an SVG beside each PNG only if ``on``
+    (unless its ``svg`` argument says otherwise)."""
+    token = _WRITE_SVG.set(bool(on))
+    try:
+        yield
+    finally:
+        _WRITE_SVG.reset(token)
+
+
+def writes_svg() -> bool:
+    """Whether figures saved now get an SVG (see :func:`svg_figures`)."""
+    return _WRITE_SVG.get()
+
+
 @dataclass(frozen=True)
 class SavedFigure:
-    """Where a figure was written, and its PNG bytes for inlining."""
+    """Where a figure was written (``svg`` is ``None`` when no SVG was asked for), and its
+    PNG bytes for inlining."""
 
     png: Path
-    svg: Path
+    svg: Path | None
     png_bytes: bytes
 
     @property
     def data_uri(self) -> str:
         return "data:image/png;base64," + base64.b64encode(self.png_bytes).decode("ascii")
 
+    @property
+    def paths(self) -> list[Path]:
+        """The files written: the PNG, and the SVG if any."""
+        return [self.png] if self.svg is None else [self.png, self.svg]
 
-def save_figure(fig: Figure, directory: Path, stem: str, *, dpi: int = 110) -> SavedFigure:
-    """Write ``stem.png`` and ``stem.svg`` into ``directory``.
+
+def save_figure(
+    fig: Figure, directory: Path, stem: str, *, dpi: int = 110, svg: bool | None = None
+) -> SavedFigure:
+    """Write ``stem.png`` (and ``stem.svg``) into ``directory``.
 
     Parameters
     ----------
@@ -841,11 +873,15 @@ def save_figure(fig: Figure, directory: Path, stem: str, *, dpi: int = 110) -> S
         File name without extension.
     dpi : int
         Resolution of the PNG.
+    svg : bool, optional
+        Also write the figure as SVG. Default: yes, except inside a report built without
+        ``--svg`` (:func:`svg_figures`), where the SVGs would double the time a report
+        takes to draw.
 
     Returns
     -------
     SavedFigure
-        Both paths and the PNG bytes (for a data URI).
+        The paths and the PNG bytes (for a data URI).
 
     Notes
     -----
@@ -853,15 +889,17 @@ def save_figure(fig: Figure, directory: Path, stem: str, *, dpi: int = 110) -> S
     figure's layout is frozen after the PNG is drawn.
     """
     directory.mkdir(parents=True, exist_ok=True)
-    png, svg = directory / f"{stem}.png", directory / f"{stem}.svg"
+    png = directory / f"{stem}.png"
+    svg_path = directory / f"{stem}.svg" if (writes_svg() if svg is None else svg) else None
     import matplotlib as mpl
 
     with mpl.rc_context({"svg.hashsalt": "imbalanced-dp", "svg.fonttype": "path"}):
         fig.savefig(png, dpi=dpi, metadata={"Software": None})
-        # the layout is settled by the first draw; don't compute it again for the SVG
-        fig.set_layout_engine("none")
-        fig.savefig(svg, metadata={"Date": None, "Creator": None})
-    return SavedFigure(png, svg, png.read_bytes())
+        if svg_path is not None:
+            # the layout is settled by the first draw; don't compute it again for the SVG
+            fig.set_layout_engine("none")
+            fig.savefig(svg_path, metadata={"Date": None, "Creator": None})
+    return SavedFigure(png, svg_path, png.read_bytes())
 
 
 MITIGATION_MEASURES = {

@@ -85,8 +85,15 @@ def badge(verdict: str) -> str:
     return f'<span class="badge {verdict_class(verdict)}">{esc(verdict)}</span>'
 
 
+#: A figure's or table's number until the page is complete: kind, series, creation id.
+_NUMBER = "@@imbalanced-dp-number-{}-{}-{}@@"
+_NUMBER_RE = re.compile(r"@@imbalanced-dp-number-(fig|tab)-(S?)-(\d+)@@")
+
+
 class Numbering:
-    """Numbers figures and tables in the order they are rendered."""
+    """Numbers figures and tables in the order they appear on the page (main ones 1, 2, …;
+    supplementary ones S1, S2, …). Sections may be built in any order: each caption holds
+    a placeholder until :meth:`resolve` numbers the finished page."""
 
     def __init__(self) -> None:
         self.figures = 0
@@ -94,6 +101,26 @@ class Numbering:
         self._main = (0, 0)
         self._supplement = (0, 0)
         self._prefix = ""
+        self._created = 0
+
+    def _placeholder(self, kind: str) -> str:
+        self._created += 1
+        return _NUMBER.format(kind, self._prefix, self._created)
+
+    def resolve(self, html: str) -> str:
+        """Replace the placeholders of ``html`` by numbers in order of appearance."""
+        numbers: dict[str, str] = {}
+        counts: dict[tuple[str, str], int] = {}
+
+        def number(m: re.Match) -> str:
+            token = m.group(0)
+            if token not in numbers:
+                series = (m.group(1), m.group(2))
+                counts[series] = counts.get(series, 0) + 1
+                numbers[token] = f"{m.group(2)}{counts[series]}"
+            return numbers[token]
+
+        return _NUMBER_RE.sub(number, html)
 
     @contextlib.contextmanager
     def supplement(self, on: bool = True) -> Iterator[None]:
@@ -115,8 +142,10 @@ class Numbering:
     def figure(self, saved: SavedFigure, caption: str, *, alt: str | None = None) -> str:
         """A ``<figure>`` with the PNG inline and a numbered caption."""
         self.figures += 1
-        num = f"{self._prefix}{self.figures}"
-        files = f"{saved.png.parent.name}/{saved.png.name}, {saved.svg.name}"
+        num = self._placeholder("fig")
+        files = f"{saved.png.parent.name}/{saved.png.name}"
+        if saved.svg is not None:
+            files += f", {saved.svg.name}"
         return (
             f'<figure id="figure-{num}"><img src="{saved.data_uri}" '
             f'alt="{esc(alt or caption)}">'
@@ -138,7 +167,7 @@ class Numbering:
         starts with a rule."""
         if numbered:
             self.tables += 1
-        num = f"{self._prefix}{self.tables}"
+        num = self._placeholder("tab") if numbered else ""
         label = f"<b>Table {num}.</b> " if numbered else ""
         tid = f' id="table-{num}"' if numbered else ""
         group = list(group)

@@ -405,13 +405,13 @@ def write_inversion_figures(inv: dict, out_dir: Path, *, suffix: str = "") -> li
             inv["results"], title=f"{ds}: attribute inference, learned attack, per class"
         )
         s = save_figure(fig, Path(out_dir), f"inversion_advantage{suffix}")
-        out += [s.png, s.svg]
+        out += s.paths
     if inv.get("model_inversion"):
         fig = model_inversion_figure(
             inv["model_inversion"], title=f"{ds}: the model's typical patient per class"
         )
         s = save_figure(fig, Path(out_dir), f"model_inversion{suffix}")
-        out += [s.png, s.svg]
+        out += s.paths
     return out
 
 
@@ -471,7 +471,7 @@ def inversion_html(dataset: str, payloads: list[dict], out_dir: Path) -> tuple[s
 
     def emit(fig, stem: str, alt: str, caption: str) -> None:
         saved = save_figure(fig, Path(out_dir) / "figures", f"{stem}_{_safe(dataset)}")
-        files.extend(Path("figures") / p.name for p in (saved.png, saved.svg))
+        files.extend(Path("figures") / p.name for p in saved.paths)
         uri = saved.data_uri
         parts.append(
             f'<figure><img src="{uri}" alt="{html.escape(alt)}"><figcaption>'

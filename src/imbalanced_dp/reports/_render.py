@@ -102,17 +102,17 @@ class _Job:
     token: str
     plot: Plot
     png: Path
-    svg: Path
+    svg: Path | None  # None: no SVG asked for
     key: str
 
 
-def _draw(plot: Plot, png: str, svg: str) -> bytes:
+def _draw(plot: Plot, png: str, svg: str | None) -> bytes:
     """Draw and save one figure (in a worker); returns the PNG bytes."""
     from ._figures import save_figure
 
     fig = plot.draw()
-    saved = save_figure(fig, Path(png).parent, Path(png).stem)
-    if saved.svg != Path(svg):  # pragma: no cover - stems always match
+    saved = save_figure(fig, Path(png).parent, Path(png).stem, svg=svg is not None)
+    if saved.svg != (None if svg is None else Path(svg)):  # pragma: no cover
         raise RuntimeError("figure paths disagree")
     return saved.png_bytes
 
@@ -131,9 +131,19 @@ class FigureRenderer:
     :meth:`render` (see the module docstring). Use it as a context manager, or call
     :meth:`close`, so that its workers stop when the report fails half-way."""
 
-    def __init__(self, *, workers: int | None = None, cache: Path | bool | None = True):
+    def __init__(
+        self,
+        *,
+        workers: int | None = None,
+        cache: Path | bool | None = True,
+        svg: bool | None = None,
+    ):
+        from ._figures import writes_svg
+
         self.jobs: list[_Job] = []
         self.workers = workers
+        #: write an SVG beside each PNG (default: as :func:`save_figure` would now)
+        self.svg = writes_svg() if svg is None else bool(svg)
         self.cache = figure_cache_dir() if cache is True else (cache or None)
         self.drawn = 0
         self.reused = 0
@@ -146,11 +156,12 @@ class FigureRenderer:
     def __exit__(self, *exc) -> None:
         self.close()
 
-    def add(self, plot: Plot, directory: Path, stem: str) -> tuple[str, Path, Path]:
+    def add(self, plot: Plot, directory: Path, stem: str) -> tuple[str, Path, Path | None]:
         """Register a figure (and start drawing it unless the cache holds it); returns the
-        placeholder of its data URI and its two paths."""
+        placeholder of its data URI and its paths (the SVG's ``None`` without SVGs)."""
         token = _TOKEN.format(len(self.jobs))
-        png, svg = directory / f"{stem}.png", directory / f"{stem}.svg"
+        png = directory / f"{stem}.png"
+        svg = directory / f"{stem}.svg" if self.svg else None
         job = _Job(token, plot, png, svg, plot.key())
         self.jobs.append(job)
         if job.key not in self._futures and not self._in_cache(job):
@@ -161,8 +172,24 @@ class FigureRenderer:
                 # the pool may start a worker on any submission (all of them on the first,
                 # where processes fork): with Ctrl-C held back until it is known
                 with spawning_workers():
-                    self._futures[job.key] = pool.submit(_draw, plot, str(png), str(svg))
+                    self._futures[job.key] = pool.submit(
+                        _draw, plot, str(png), None if svg is None else str(svg)
+                    )
         return token, png, svg
+
+    def cache_is_empty(self) -> bool:
+        """No figure cached at all (or no cache): every figure will be drawn."""
+        if self.cache is None:
+            return True
+        try:
+            return next(self.cache.glob("*.png"), None) is None
+        except OSError:
+            return True
+
+    def start(self) -> None:
+        """Start the workers now (they load matplotlib while the report reads its data);
+        otherwise they start with the first figure to draw."""
+        self._workers_pool()
 
     def close(self) -> None:
         """Stop the workers (figures not yet drawn are dropped)."""
@@ -173,7 +200,10 @@ class FigureRenderer:
     # ------------------------------------------------------------------ cache
 
     def _in_cache(self, job: _Job) -> bool:
-        return self.cache is not None and (self.cache / f"{job.key}.png").is_file()
+        if self.cache is None:
+            return False
+        wanted = ("png", "svg") if job.svg is not None else ("png",)
+        return all((self.cache / f"{job.key}.{ext}").is_file() for ext in wanted)
 
     def _cached(self, job: _Job) -> bytes | None:
         if self.cache is None:
@@ -182,7 +212,8 @@ class FigureRenderer:
         try:
             data = png.read_bytes()
             job.png.parent.mkdir(parents=True, exist_ok=True)
-            shutil.copyfile(svg, job.svg)
+            if job.svg is not None:
+                shutil.copyfile(svg, job.svg)
             job.png.write_bytes(data)
             os.utime(png)  # recently used
             return data
@@ -194,8 +225,10 @@ class FigureRenderer:
             return
         try:
             self.cache.mkdir(parents=True, exist_ok=True)
-            for src, ext in ((job.svg, "svg"), (job.png, "png")):  # the PNG last: it marks
-                tmp = self.cache / f".{job.key}.{ext}.{os.getpid()}.tmp"  # a whole entry
+            # the PNG last: it marks an entry (whose SVG is there if it was drawn)
+            files = [(job.svg, "svg")] if job.svg is not None else []
+            for src, ext in [*files, (job.png, "png")]:
+                tmp = self.cache / f".{job.key}.{ext}.{os.getpid()}.tmp"
                 shutil.copyfile(src, tmp)
                 os.replace(tmp, self.cache / f"{job.key}.{ext}")
         except OSError:
@@ -232,7 +265,7 @@ class FigureRenderer:
             got = future.result() if future is not None else self._cached(job)
             if future is None and got is None:
                 # not in the cache after all (pruned meanwhile) or drawn here (one worker)
-                got = _draw(job.plot, str(job.png), str(job.svg))
+                got = _draw(job.plot, str(job.png), None if job.svg is None else str(job.svg))
                 future = True
             if future is None:
                 self.reused += 1
@@ -245,7 +278,8 @@ class FigureRenderer:
             if job.token not in out:
                 src = first[job.key]
                 job.png.parent.mkdir(parents=True, exist_ok=True)
-                shutil.copyfile(src.svg, job.svg)
+                if job.svg is not None:
+                    shutil.copyfile(src.svg, job.svg)
                 shutil.copyfile(src.png, job.png)
                 out[job.token] = out[src.token]
         self._prune()
@@ -266,19 +300,35 @@ class FigureRenderer:
         import multiprocessing as mp
         from concurrent.futures import ProcessPoolExecutor
 
-        import matplotlib.figure  # noqa: F401  (loaded once here, not in every worker)
+        from ..studies import spawning_workers
 
-        from ..studies import worker_init
-
-        # fork where it exists: the workers start with matplotlib and the data loaded
+        # fork where it exists: quicker to start than a fresh interpreter
         method = "fork" if "fork" in mp.get_all_start_methods() else "spawn"
         self._pool = ProcessPoolExecutor(
             max_workers=workers,
             mp_context=mp.get_context(method),
-            initializer=worker_init,
+            initializer=_worker_start,
             initargs=(os.getpid(),),
         )
+        with spawning_workers():  # (see add)
+            self._pool.submit(int)  # starts the workers (all of them where processes fork)
         return self._pool
+
+
+def _worker_start(parent: int) -> None:
+    """A figure worker's initializer: the study workers' (signals, dies with ``parent``),
+    then matplotlib loaded and one small figure drawn, so that fonts and the Agg canvas are
+    ready before the first real figure arrives."""
+    from ..studies import worker_init
+
+    worker_init(parent)
+    import io
+
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(1, 1))
+    fig.subplots().set_title("ε 0.5")
+    fig.savefig(io.BytesIO(), format="png", dpi=50)
 
 
 def fill_figures(html: str, pngs: dict[str, bytes]) -> str:

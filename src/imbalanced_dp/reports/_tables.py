@@ -41,21 +41,24 @@ def metric_table(
         & (agg["metric"].isin(METRICS))
     ]
     rows = []
+    groups = a.groupby(["dataset", "privacy", "class"], sort=False).indices
+    metric = a["metric"].to_numpy()
+    mean, hw, n = (a[c].to_numpy() for c in ("mean", "half_width", "n"))
     for ds in dict.fromkeys(a["dataset"]):
         for pr in [p for p in privacy_order(a["privacy"]) if p in privacy]:
             for cls in CLASS_ORDER:
-                g = a[(a["dataset"] == ds) & (a["privacy"] == pr) & (a["class"] == cls)]
-                if g.empty:
+                idx = groups.get((ds, pr, cls))
+                if idx is None:
                     continue
-                g = g.set_index("metric")
+                at = {metric[i]: i for i in idx}
                 label = cls
                 if class_names and ds in class_names and cls != "avg/total":
                     label = f"{cls} ({class_names[ds][int(cls)]})"
                 row = {"dataset": ds, "privacy": pr, "class": label}
                 for m in METRICS:
-                    row[m] = float(g.loc[m, "mean"])
-                    row[f"{m}_hw"] = float(g.loc[m, "half_width"])
-                row["n"] = int(g["n"].max())
+                    row[m] = float(mean[at[m]])
+                    row[f"{m}_hw"] = float(hw[at[m]])
+                row["n"] = int(max(n[i] for i in idx))
                 rows.append(row)
     return pd.DataFrame(rows)
 

@@ -331,7 +331,7 @@ def dataset_html(dataset: str, payloads: list[dict], out_dir: Path) -> tuple[str
     if curves:
         fig = roc_figure(curves, title=f"{dataset}: membership inference ROC per class")
         saved = save_figure(fig, Path(out_dir) / "figures", f"mia_roc_{_safe(dataset)}")
-        files += [Path("figures") / saved.png.name, Path("figures") / saved.svg.name]
+        files += [Path("figures") / p.name for p in saved.paths]
         uri = saved.data_uri
         parts.append(
             f'<figure><img src="{uri}" alt="ROC curves of membership inference on '

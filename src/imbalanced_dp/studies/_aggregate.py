@@ -325,6 +325,33 @@ def _merge_pairs(a_pos: np.ndarray, b_pos: np.ndarray, seeds: np.ndarray):
     return np.asarray(ai, dtype=np.intp), np.asarray(bi, dtype=np.intp)
 
 
+class _References:
+    """The reference runs of a frame (non-private, no mitigation, or the search without
+    privacy) by dataset, fraction and base configuration, as row positions: what
+    :func:`_reference` selects, without a boolean mask per group."""
+
+    def __init__(self, frame: pd.DataFrame) -> None:
+        mask = (frame["privacy"] == "none") & frame["mitigation"].isin(("none", SEARCHED))
+        mask = mask.to_numpy()
+        pos = np.flatnonzero(mask)
+        by = frame[mask].groupby(["dataset", "fraction", "base_config"], sort=False).indices
+        self._refs = {k: pos[np.asarray(v)] for k, v in by.items()}
+        self._config = frame["base_config"].to_numpy()
+
+    def of(self, ds, fr, group: np.ndarray) -> np.ndarray | None:
+        """Positions of the references of ``group`` (positions) in the frame's order."""
+        parts = [self._refs.get((ds, fr, c)) for c in dict.fromkeys(self._config[group])]
+        parts = [x for x in parts if x is not None]
+        return np.sort(np.concatenate(parts)) if parts else None
+
+
+def _private_groups(frame: pd.DataFrame):
+    """``(setting key, row positions)`` of the private runs, by :data:`FULL_SETTING`."""
+    private = np.flatnonzero((frame["privacy"] != "none").to_numpy())
+    for key, loc in frame.iloc[private].groupby(FULL_SETTING, sort=False).indices.items():
+        yield key, private[np.asarray(loc)]
+
+
 def cost_of_privacy(df: pd.DataFrame, *, confidence: float = 0.95) -> pd.DataFrame:
     """Per DP setting and class: metric without DP − metric with DP, paired by seed (and by
     dataset and fraction). The reference is the non-private run without mitigation (of a
@@ -335,25 +362,11 @@ def cost_of_privacy(df: pd.DataFrame, *, confidence: float = 0.95) -> pd.DataFra
     values = {m: df[m].to_numpy(dtype=float) for m in columns if m in df.columns}
     seeds = df["seed"].to_numpy()
     klass = df["class"].astype(str).to_numpy()
-    base_mask = ((df["privacy"] == "none") & df["mitigation"].isin(("none", SEARCHED))).to_numpy()
-    # the reference runs by dataset, fraction and base configuration (positions in order)
-    refs: dict[tuple, np.ndarray] = {
-        k: np.asarray(v)
-        for k, v in df[base_mask]
-        .groupby(["dataset", "fraction", "base_config"], sort=False)
-        .indices.items()
-    }
-    base_pos = np.flatnonzero(base_mask)
-    base_cfg = df["base_config"].to_numpy()
-    private = df.index[(df["privacy"] != "none").to_numpy()]
-    groups = df.loc[private].groupby(FULL_SETTING, sort=False).indices
-    for (ds, fr, pr, mit, sc, cfg), g_local in groups.items():
-        g = private.to_numpy()[g_local]
-        parts = [refs.get((ds, fr, c)) for c in dict.fromkeys(base_cfg[g])]
-        parts = [base_pos[x] for x in parts if x is not None]
-        if not parts:
+    refs = _References(df)
+    for (ds, fr, pr, mit, sc, cfg), g in _private_groups(df):
+        ref = refs.of(ds, fr, g)
+        if ref is None:
             continue
-        ref = np.sort(np.concatenate(parts))  # the pool's order, as a boolean selection
         for cls in ("0", "1", "avg/total"):
             metrics = list(METRICS) + (list(RUN_METRICS) if cls == "avg/total" else [])
             a_idx, b_idx = _merge_pairs(ref[klass[ref] == cls], g[klass[g] == cls], seeds)
@@ -370,23 +383,22 @@ def cost_of_privacy(df: pd.DataFrame, *, confidence: float = 0.95) -> pd.DataFra
 def disparity_amplification(df: pd.DataFrame, *, confidence: float = 0.95) -> pd.DataFrame:
     """Per DP setting: (gap with DP − gap without DP) for the recall gap and the IBA gap,
     paired by seed; positive means DP widened the gap between the classes."""
-    fr = fairness_per_run(df)
-    base = fr[(fr["privacy"] == "none") & fr["mitigation"].isin(("none", SEARCHED))]
+    fr = fairness_per_run(df).reset_index(drop=True)
+    seeds = fr["seed"].to_numpy()
+    refs = _References(fr)
+    values = {m: fr[m].to_numpy(dtype=float) for m in ("recall_gap", "iba_gap")}
     rows = []
-    for (ds, frac, pr, mit, sc, cfg), g in fr[fr["privacy"] != "none"].groupby(
-        FULL_SETTING, sort=False
-    ):
-        ref = _reference(base, g, ds, frac)
-        if ref.empty:
+    for (ds, frac, pr, mit, sc, cfg), g in _private_groups(fr):
+        ref = refs.of(ds, frac, g)
+        if ref is None:
             continue
+        a_idx, b_idx = _merge_pairs(g, ref, seeds)
         for measure in ("recall_gap", "iba_gap"):
-            res = _paired(
-                g[["seed", measure]], ref[["seed", measure]], ["seed"], measure, confidence
-            )
+            v = values[measure]
             rows.append(
                 {"dataset": ds, "fraction": frac, "privacy": pr, "mitigation": mit}
                 | {"scaling": sc, "config": cfg, "measure": measure}
-                | res
+                | _paired_values(v[a_idx], v[b_idx], confidence)
             )
     return _frame(rows, [*FULL_SETTING, "measure", *PAIRED_STATS])
 
