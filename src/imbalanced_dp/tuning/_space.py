@@ -183,8 +183,8 @@ class SearchSpace:
     >>> space = SearchSpace.from_dict({"lr": [0.1], "epochs": [10, 20]})
     >>> space.lr, space.epochs, space.mitigation
     ((0.1,), (10, 20), ('none', 'class_weighted', 'dpsgd_f', 'global_adapt'))
-    >>> space.size
-    144
+    >>> space.size  # 1 lr x 3 batch sizes x 2 epochs x 2 clips x 4 mitigations
+    48
     """
 
     lr: tuple[float, ...]
