@@ -32,8 +32,8 @@ preset MLPs, and even one hidden layer of 16 or 8 units, were picked often enoug
 to lose to the study's configuration), and the decision rule ``prior`` (predict label 1 when
 P(label 1) reaches the minority share: the rule that maximises balanced accuracy for
 calibrated probabilities) rather than ``argmax``, which under DP often predicts the majority
-only. Measured with benchmarks/tune_vs_default.py on PIMA at total ε 2 and 1 over 60 seeds:
-tuned − study configuration +0.022 [+0.008, +0.037] and +0.021 [+0.009, +0.032] balanced
+only. Measured with ``benchmarks/tune_vs_default.py --seeds 60`` on PIMA at total ε 2 and
+1: tuned − study configuration +0.018 [+0.010, +0.027] and +0.011 [-0.000, +0.023] balanced
 accuracy; the previous default (lr 0.1-1, C 0.5-2, the preset MLP beside the logistic
 model) gave -0.005 and -0.003 (40 seeds), and the first one (lr 0.01-0.3, batches 32-256,
 epochs 20-200, both rules, the DP scaler) -0.02 to -0.04. On Breast Cancer every version
