@@ -117,17 +117,29 @@ _GRID_MARGINS = (0.62, 0.12, 0.62, 0.62)
 _LEGEND_ROW = 0.24
 
 
-def _metric_grid(n: int, ncols: int, legend_entries: int) -> tuple[Figure, list[Axes]]:
-    """A figure of ``n`` panels in rows of ``ncols`` (10.5 in wide, 2.9 in per row) with a
-    fixed layout: the margins leave room for the outer panels' labels, a title and a
-    legend of ``legend_entries`` in rows of 4 below. A fixed layout costs nothing to draw;
-    the constrained layout took ~40 % of these figures' drawing time."""
+def _fixed_grid(
+    n: int,
+    ncols: int,
+    *,
+    legend_entries: int,
+    width: float = 10.5,
+    panel_height: float = 2.35,
+    margins: tuple[float, float, float, float] = _GRID_MARGINS,
+    wgap: float = 0.1,
+    hgap: float = 0.55,
+) -> tuple[Figure, list[Axes]]:
+    """A figure of ``n`` panels in rows of ``ncols`` on a fixed layout: ``margins`` (left,
+    right, top, bottom, in inches) leave room for the outer labels and a title, plus a
+    legend of ``legend_entries`` in rows of 4 below; ``wgap``/``hgap`` separate the panels
+    (inches). A fixed layout costs nothing to draw; the constrained layout took ~40 % of
+    the drawing time of these figures."""
     from matplotlib.figure import Figure
 
     rows = math.ceil(n / ncols)
-    left, right, top, bottom = _GRID_MARGINS
+    left, right, top, bottom = margins
     bottom += _LEGEND_ROW * math.ceil(legend_entries / 4) + 0.08
-    width, height = 10.5, 2.9 * rows + top + bottom - 0.55
+    height = rows * panel_height + (rows - 1) * hgap + top + bottom
+    panel_width = (width - left - right - (ncols - 1) * wgap) / ncols
     fig = Figure(figsize=(width, height))
     axs = fig.subplots(
         rows,
@@ -138,14 +150,19 @@ def _metric_grid(n: int, ncols: int, legend_entries: int) -> tuple[Figure, list[
             "right": 1 - right / width,
             "top": 1 - top / height,
             "bottom": bottom / height,
-            "wspace": 0.06,
-            "hspace": 0.55 / (2.9 - 0.55),
+            "wspace": wgap / panel_width,
+            "hspace": hgap / panel_height,
         },
     )
     axs = axs.ravel().tolist()
     for ax in axs[n:]:
         fig.delaxes(ax)
     return fig, axs[:n]
+
+
+def _metric_grid(n: int, ncols: int, legend_entries: int) -> tuple[Figure, list[Axes]]:
+    """One panel per metric, 10.5 in wide (see :func:`_fixed_grid`)."""
+    return _fixed_grid(n, ncols, legend_entries=legend_entries)
 
 
 def _grid_legend(fig: Figure, handles, labels) -> None:
@@ -500,8 +517,10 @@ def recall_gap_figure(
     )
     labels = _series_labels(keys, shares)
     eps = sorted({float(p) for p in f["privacy"] if p != "none"})
-    fig = _new_figure(10.5, 4.0 + 0.22 * math.ceil((2 * len(keys) + 1) / 4))
-    ax_gap, ax_amp = fig.subplots(1, 2)
+    fig, (ax_gap, ax_amp) = _fixed_grid(
+        2, 2, legend_entries=2 * len(keys) + 1, panel_height=3.0,
+        margins=(0.7, 0.15, 0.35, 0.62), wgap=0.85,
+    )  # fmt: skip
     for i, key in enumerate(keys):
         color = PALETTE[i % len(PALETTE)]
         # Series that coincide (a gap of 1.0 at every fraction once the minority is never
@@ -543,7 +562,7 @@ def recall_gap_figure(
     h2, l2 = ax_amp.get_legend_handles_labels()
     handles.append(h2[-1])
     labels_.append(l2[-1])
-    fig.legend(handles, labels_, loc="outside lower center", ncols=4, fontsize=8)
+    _grid_legend(fig, handles, labels_)
     return fig
 
 
