@@ -214,6 +214,14 @@ class LocalBackend:
             p.kill()
         for p in children:
             p.join(timeout=5)
+        # Let the pool's manager thread see its dead workers and close its pipes now. Left
+        # running, it closes them while the interpreter exits, where CPython 3.11's exit
+        # hook (concurrent.futures.process._python_exit) may write to a pipe the thread is
+        # closing: "Exception ignored ... OSError: [Errno 9] Bad file descriptor" on the
+        # terminal after a Ctrl-C (seen once in CI).
+        manager = getattr(pool, "_executor_manager_thread", None)
+        if manager is not None:
+            manager.join(timeout=5)
 
 
 # ---------------------------------------------------------------------- Ray
