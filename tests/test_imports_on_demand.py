@@ -88,16 +88,12 @@ def test_a_report_with_its_figures_cached_loads_neither_matplotlib_nor_numba(tmp
     """A report draws its figures in worker processes and, when they are in the cache,
     copies them: no matplotlib in the command's own process either way; and the report's
     code does not pull in the engines (numba) through the attack texts."""
-    from imbalanced_dp.studies import ResultsStore, preset, run_runs
+    from imbalanced_dp.studies import ResultsStore
+    from test_report_render import small_paper_study
 
-    spec = preset("paper")
-    spec.datasets = spec.datasets[:1]
-    spec.privacy = [None, 2.0]
-    spec.seeds = [0, 1]
-    spec.epochs = 2
     store_path = tmp_path / "s.sqlite"
     with ResultsStore(store_path) as store:
-        run_runs(spec.expand(), store, study="paper", workers=1, quiet=True)
+        small_paper_study(store)
     first = loaded_by("report", "--store", str(store_path), "--out", "a", tmp_path=tmp_path)
     assert "matplotlib" not in first  # (the figures are drawn in worker processes)
     assert list((tmp_path / "cache" / "figures").glob("*.png"))  # drawn and cached

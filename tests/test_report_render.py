@@ -27,6 +27,18 @@ def _dist(count0=500):
     )
 
 
+def small_paper_study(store) -> None:
+    """Train the paper preset cut down to PIMA, no DP and ε = 2, two seeds, 2 epochs."""
+    from imbalanced_dp.studies import preset, run_runs
+
+    spec = preset("paper")
+    spec.datasets = spec.datasets[:1]
+    spec.privacy = [None, 2.0]
+    spec.seeds = [0, 1]
+    spec.epochs = 2
+    run_runs(spec.expand(), store, study="paper", workers=1, quiet=True)
+
+
 def test_a_plots_key_depends_on_its_data_only():
     a = Plot(class_distribution_figure, (_dist(),))
     assert a.key() == Plot(class_distribution_figure, (_dist(),)).key()
@@ -60,15 +72,8 @@ def test_workers_draw_what_one_process_draws(tmp_path):
 
 
 def test_a_second_report_copies_its_figures_from_the_cache(tmp_store, tmp_path, monkeypatch):
-    from imbalanced_dp.studies import preset, run_runs
-
     monkeypatch.setenv("IMBALANCED_DP_CACHE_DIR", str(tmp_path / "cache"))
-    spec = preset("paper")
-    spec.datasets = spec.datasets[:1]
-    spec.privacy = [None, 2.0]
-    spec.seeds = [0, 1]
-    spec.epochs = 2
-    run_runs(spec.expand(), tmp_store, study="paper", workers=1, quiet=True)
+    small_paper_study(tmp_store)
     seen = []
     real = FigureRenderer.render
 
@@ -121,15 +126,9 @@ def test_a_failing_report_leaves_no_figure_worker(tmp_store, tmp_path, monkeypat
     import multiprocessing as mp
 
     from imbalanced_dp.reports import _build
-    from imbalanced_dp.studies import preset, run_runs
 
     monkeypatch.setenv("IMBALANCED_DP_CACHE_DIR", str(tmp_path / "cache"))
-    spec = preset("paper")
-    spec.datasets = spec.datasets[:1]
-    spec.privacy = [None, 2.0]
-    spec.seeds = [0, 1]
-    spec.epochs = 2
-    run_runs(spec.expand(), tmp_store, study="paper", workers=1, quiet=True)
+    small_paper_study(tmp_store)
     started = []
     real = FigureRenderer.add
 

@@ -276,6 +276,14 @@ def _no_driver_left_behind():
         p.wait(timeout=60)
 
 
+def _study_run_argv(spec, store, *, max_batch: int) -> list[str]:
+    """``imbalanced-dp study run SPEC`` on 2 workers, ``max_batch`` runs per batch, no report."""
+    return [
+        sys.executable, "-m", "imbalanced_dp", "study", "run", str(spec), "--store", str(store),
+        "--workers", "2", "--max-batch", str(max_batch), "--no-report",
+    ]  # fmt: skip
+
+
 def _as_in_a_terminal(argv: list[str]) -> list[str]:
     """``argv`` started the way a shell starts a foreground command: Ctrl-C (SIGINT) at its
     default action. A process started in the background of a script (``pytest … &``,
@@ -326,21 +334,7 @@ def _paused_sweep(tmp_path: Path, *, after: int, new_session: bool = True):
     )
     store = tmp_path / "store.sqlite"
     marker = tmp_path / "paused"
-    cmd = [
-        sys.executable,
-        "-m",
-        "imbalanced_dp",
-        "study",
-        "run",
-        str(spec),
-        "--store",
-        str(store),
-        "--workers",
-        "2",
-        "--max-batch",
-        "2",
-        "--no-report",
-    ]
+    cmd = _study_run_argv(spec, store, max_batch=2)
     env = dict(
         os.environ,
         IMBALANCED_DP_TEST_PAUSE_AFTER=str(after),
@@ -419,23 +413,7 @@ def test_ctrl_c_during_start_up_prints_no_worker_traceback(tmp_path):
     spec.write_text('datasets = ["pima"]\nprivacy = ["none"]\nseeds = 8\nepochs = 400\n')
     store = tmp_path / "store.sqlite"
     proc = subprocess.Popen(
-        _as_in_a_terminal(
-            [
-                sys.executable,
-                "-m",
-                "imbalanced_dp",
-                "study",
-                "run",
-                str(spec),
-                "--store",
-                str(store),
-                "--workers",
-                "2",
-                "--max-batch",
-                "1",
-                "--no-report",
-            ]
-        ),
+        _as_in_a_terminal(_study_run_argv(spec, store, max_batch=1)),
         start_new_session=True,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,

@@ -160,14 +160,26 @@ def _fixed_grid(
     return fig, axs[:n]
 
 
-def _metric_grid(n: int, ncols: int, legend_entries: int) -> tuple[Figure, list[Axes]]:
-    """One panel per metric, 10.5 in wide (see :func:`_fixed_grid`)."""
-    return _fixed_grid(n, ncols, legend_entries=legend_entries)
-
-
 def _grid_legend(fig: Figure, handles, labels) -> None:
-    """The legend of a :func:`_metric_grid`, centred at its bottom, in rows of 4."""
+    """The legend of a :func:`_fixed_grid`, centred at its bottom, in rows of 4."""
     fig.legend(handles, labels, loc="lower center", bbox_to_anchor=(0.5, 0.01), ncols=4, fontsize=8)
+
+
+def _band_curve(ax: Axes, c: pd.DataFrame, *, color, label, marker="o", ms=4, alpha=0.15):
+    """One series against ε: the ``mean`` of ``c`` over its ``eps`` column as a line with
+    markers, and its 95 % CI (``low`` to ``high``) as a band of the same colour."""
+    ax.plot(c["eps"], c["mean"], ls="-", marker=marker, color=color, label=label, ms=ms)
+    ax.fill_between(c["eps"], c["low"], c["high"], color=color, alpha=alpha, lw=0)
+
+
+def _level_line(ax: Axes, level: pd.DataFrame, *, color, label, lw=1.2) -> None:
+    """A series' non-private level (the first ``mean`` of ``level``, if any) as a dashed
+    line of its colour, labelled "<label>, non-private"."""
+    if not level.empty:
+        ax.axhline(
+            float(level["mean"].iloc[0]), color=color, ls="--", lw=lw,
+            label=f"{label}, non-private",
+        )  # fmt: skip
 
 
 def _outer_labels(axs: list[Axes], ncols: int, ylabel: str) -> None:
@@ -351,7 +363,7 @@ def privacy_utility_figure(
     base = _select(g, privacy="none", mitigation="none")
     dp = _select(g[g["privacy"] != "none"], mitigation=mitigation)
     eps = sorted({float(p) for p in dp["privacy"]})
-    fig, axs = _metric_grid(len(metric_names), 3, legend_entries=4)
+    fig, axs = _fixed_grid(len(metric_names), 3, legend_entries=4)
     for ax, m in zip(axs, metric_names):
         for cls in ("0", "1"):
             c = dp[(dp["class"] == cls) & (dp["metric"] == m)].copy()
@@ -359,19 +371,9 @@ def privacy_utility_figure(
             c = c.sort_values("eps")
             label = class_label(cls, dataset, class_names)
             if not c.empty:
-                ax.plot(c["eps"], c["mean"], "o-", color=CLASS_COLORS[cls], label=label, ms=4)
-                ax.fill_between(
-                    c["eps"], c["low"], c["high"], color=CLASS_COLORS[cls], alpha=0.18, lw=0
-                )
+                _band_curve(ax, c, color=CLASS_COLORS[cls], label=label, alpha=0.18)
             b = base[(base["class"] == cls) & (base["metric"] == m)]
-            if not b.empty:
-                ax.axhline(
-                    float(b["mean"].iloc[0]),
-                    color=CLASS_COLORS[cls],
-                    ls="--",
-                    lw=1.2,
-                    label=f"{label}, non-private",
-                )
+            _level_line(ax, b, color=CLASS_COLORS[cls], label=label)
         if eps:
             _eps_axis(ax, eps)
         ax.set_ylim(-0.03, 1.03)
@@ -530,26 +532,12 @@ def recall_gap_figure(
         g = _select(f, dataset=key[0], fraction=key[1])
         dp = g[g["privacy"] != "none"]
         dp = dp.assign(eps=dp["privacy"].astype(float) * shift).sort_values("eps")
-        ax_gap.plot(
-            dp["eps"], dp["mean"], ls="-", marker=marker, color=color, label=labels[key], ms=5
-        )
-        ax_gap.fill_between(dp["eps"], dp["low"], dp["high"], color=color, alpha=0.15, lw=0)
-        nb = g[g["privacy"] == "none"]
-        if not nb.empty:
-            ax_gap.axhline(
-                float(nb["mean"].iloc[0]),
-                color=color,
-                ls="--",
-                lw=1.2,
-                label=f"{labels[key]}, non-private",
-            )
+        _band_curve(ax_gap, dp, color=color, label=labels[key], marker=marker, ms=5)
+        _level_line(ax_gap, g[g["privacy"] == "none"], color=color, label=labels[key])
         d = _select(a, dataset=key[0], fraction=key[1])
         d = d.assign(eps=d["privacy"].astype(float) * shift).sort_values("eps")
         if not d.empty:
-            ax_amp.plot(
-                d["eps"], d["mean"], ls="-", marker=marker, color=color, label=labels[key], ms=5
-            )
-            ax_amp.fill_between(d["eps"], d["low"], d["high"], color=color, alpha=0.15, lw=0)
+            _band_curve(ax_amp, d, color=color, label=labels[key], marker=marker, ms=5)
     ax_amp.axhline(0.0, color="black", lw=0.8, label="no amplification")
     for ax in (ax_gap, ax_amp):
         if eps:
@@ -843,7 +831,7 @@ def fraction_utility_figure(
     base = _select(g, privacy="none", mitigation="none")
     dp = _select(g[g["privacy"] != "none"], mitigation=mitigation)
     eps = sorted({float(p) for p in dp["privacy"]})
-    fig, axs = _metric_grid(len(metric_names), 3, legend_entries=2 * len(fractions))
+    fig, axs = _fixed_grid(len(metric_names), 3, legend_entries=2 * len(fractions))
     for ax, m in zip(axs, metric_names):
         for i, fr in enumerate(fractions):
             color = PALETTE[i % len(PALETTE)]
@@ -851,17 +839,9 @@ def fraction_utility_figure(
             c = dp[(dp["fraction"] == fr) & (dp["metric"] == m)]
             c = c.assign(eps=c["privacy"].astype(float)).sort_values("eps")
             if not c.empty:
-                ax.plot(
-                    c["eps"], c["mean"], ls="-", marker=MARKERS[i % len(MARKERS)], color=color,
-                    label=label, ms=4,
-                )  # fmt: skip
-                ax.fill_between(c["eps"], c["low"], c["high"], color=color, alpha=0.15, lw=0)
+                _band_curve(ax, c, color=color, label=label, marker=MARKERS[i % len(MARKERS)])
             b = base[(base["fraction"] == fr) & (base["metric"] == m)]
-            if not b.empty:
-                ax.axhline(
-                    float(b["mean"].iloc[0]), color=color, ls="--", lw=1.0,
-                    label=f"{label}, non-private",
-                )  # fmt: skip
+            _level_line(ax, b, color=color, label=label, lw=1.0)
         if eps:
             _eps_axis(ax, eps)
         ax.set_ylim(-0.03, 1.03)

@@ -20,7 +20,16 @@ import pandas as pd
 
 from ..metrics import mean_ci, paired_difference
 from ..studies import fraction_order, privacy_order
-from ._figures import DODGE, EPS_LABEL, MARKERS, _eps_axis, _new_figure, fraction_text
+from ._figures import (
+    DODGE,
+    EPS_LABEL,
+    MARKERS,
+    _band_curve,
+    _eps_axis,
+    _level_line,
+    _new_figure,
+    fraction_text,
+)
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
@@ -301,16 +310,8 @@ def tuning_utility_figure(
                 if not dp.empty:
                     dp = dp.assign(eps=dp["privacy"].astype(float) * 10 ** (DODGE * (i - 0.5)))
                     dp = dp.sort_values("eps")
-                    ax.plot(
-                        dp["eps"], dp["mean"], marker=MARKERS[i], color=color, ms=4, label=label
-                    )
-                    ax.fill_between(dp["eps"], dp["low"], dp["high"], color=color, alpha=0.15, lw=0)
-                base = s[s["privacy"] == "none"]
-                if not base.empty:
-                    ax.axhline(
-                        float(base["mean"].iloc[0]), color=color, ls="--", lw=1.1,
-                        label=f"{label}, non-private",
-                    )  # fmt: skip
+                    _band_curve(ax, dp, color=color, label=label, marker=MARKERS[i])
+                _level_line(ax, s[s["privacy"] == "none"], color=color, label=label, lw=1.1)
             if eps:
                 _eps_axis(ax, eps)
             else:
